@@ -1,0 +1,130 @@
+"""The composition root: parse the command line, then hand over to the TUI, `vibe run`,
+`vibe config` or `vibe engine`. Heavy imports (textual, torch) happen only on those paths."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vibe import __version__
+from vibe.errors import VibeError
+
+_OUTPUTS = ("text", "json", "stream-json")
+
+
+def _add_session_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="ALIAS", help="model alias to use (see config.toml)")
+    parser.add_argument("--agent", metavar="NAME", help="mode (agent profile) to start in")
+    parser.add_argument("--workdir", metavar="DIR", help="working directory (default: cwd)")
+    parser.add_argument(
+        "--trust", action="store_true", help="trust this folder: read .vibe/config.toml, AGENTS.md"
+    )
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument(
+        "-c", "--continue", dest="continue_", action="store_true",
+        help="continue the latest session of this folder",
+    )
+    resume.add_argument("--resume", metavar="ID", help="resume a session by id (prefix)")
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vibe run",
+        description="Run the agent headless: for CI and scripts. Never waits for a human.",
+        epilog="Exit codes: 0 finished, 1 usage/config error, 2 model/API failure, "
+        "3 limit reached, 130 interrupted.",
+    )
+    p.add_argument("prompt", nargs="?", help="the task (default: read from stdin)")
+    p.add_argument("--output", choices=_OUTPUTS, default="text", help="output format")
+    _add_session_flags(p)
+    p.add_argument("--auto-approve", action="store_true", help="allow tool calls that would ask")
+    p.add_argument("--max-turns", type=int, metavar="N", help="stop after N model calls")
+    p.add_argument("--max-price", type=float, metavar="USD", help="stop when the cost exceeds USD")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="stop after N tokens in total")
+    p.add_argument("--time-limit", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--enabled-tools", metavar="LIST", help="comma-separated tools to enable")
+    p.add_argument("--disabled-tools", metavar="LIST", help="comma-separated tools to disable")
+    p.add_argument("--record", metavar="FILE", help="record model exchanges (secrets redacted)")
+    p.add_argument("--replay", metavar="FILE", help="replay recorded model exchanges, no network")
+    return p
+
+
+def build_main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vibe",
+        description="A coding agent for the terminal, built for Mistral models.",
+        epilog="Commands: `vibe run PROMPT` (headless), `vibe config check`, "
+        "`vibe engine generate|bench` (local engine). `vibe run --help` for CI flags.",
+    )
+    p.add_argument("prompt", nargs="?", help="first message to send")
+    p.add_argument("--version", action="version", version=f"vibe {__version__}")
+    p.add_argument("-p", dest="print_prompt", metavar="PROMPT", help="same as `vibe run PROMPT`")
+    _add_session_flags(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except VibeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] == "run":
+        return _run(build_run_parser().parse_args(argv[1:]))
+    if argv and argv[0] == "config":
+        from vibe.config_cli import main as config_main
+
+        return config_main(argv[1:])
+    if argv and argv[0] == "engine":
+        return _engine(argv[1:])
+    args = build_main_parser().parse_args(argv)
+    if args.print_prompt is not None:
+        run_argv = [args.print_prompt, *_passthrough(argv)]
+        return _run(build_run_parser().parse_args(run_argv))
+    from vibe.tui.launch import launch_tui
+
+    return launch_tui(args)
+
+
+def _passthrough(argv: list[str]) -> list[str]:
+    """The flags of `vibe -p PROMPT ...` other than -p itself, for `vibe run`."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "-p":
+            skip = True
+            continue
+        if arg.startswith("-p") and len(arg) > 2:
+            continue
+        if i > 0 and argv[i - 1] == "-p":
+            continue
+        out.append(arg)
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vibe.headless import run_headless
+
+    return run_headless(args)
+
+
+def _engine(argv: list[str]) -> int:
+    try:
+        from engine.cli import main as engine_main
+    except ImportError as exc:
+        print(
+            f"error: the local engine is not installed ({exc.name} missing); "
+            "install it with: pip install 'vibe[local]'",
+            file=sys.stderr,
+        )
+        return 1
+    return engine_main(argv)

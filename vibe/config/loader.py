@@ -1,0 +1,214 @@
+"""Layered loading: built-ins < $VIBE_HOME/config.toml < agents/*.toml < trusted project
+.vibe/config.toml < VIBE_* environment variables. Any error stops everything (no half-read config)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from vibe.config.builtins import BUILTIN_MODELS, BUILTIN_MODES, BUILTIN_PROVIDERS
+from vibe.config.schema import ModeConfig, ModelConfig, ProviderConfig, VibeConfig
+from vibe.config.secrets import lookup_key
+from vibe.config.trust import is_trusted
+from vibe.errors import ConfigError
+
+_ENV_OVERRIDABLE = (
+    "active_model",
+    "api_retry_max_elapsed_time",
+    "api_connect_timeout",
+    "api_read_timeout",
+    "api_stream_idle_timeout",
+    "max_tool_output_bytes",
+)
+
+
+def vibe_home() -> Path:
+    return Path(os.environ.get("VIBE_HOME") or Path.home() / ".vibe").expanduser()
+
+
+@dataclass
+class LoadedConfig:
+    """The effective config plus where it came from."""
+
+    config: VibeConfig
+    modes: list[ModeConfig]
+    home: Path
+    project_dir: Path | None
+    trusted: bool
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def env_file(self) -> Path:
+        return self.home / ".env"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    def mode(self, name: str) -> ModeConfig | None:
+        return next((m for m in self.modes if m.name == name), None)
+
+    def resolve_model(self, alias: str | None = None) -> tuple[ModelConfig, ProviderConfig]:
+        alias = alias or self.config.active_model
+        model = self.config.model(alias)
+        if model is None:
+            known = ", ".join(m.key for m in self.config.models)
+            raise ConfigError(str(self.config_file), "active_model", f"unknown model {alias!r}; known: {known}")
+        provider = self.config.provider(model.provider)
+        assert provider is not None  # checked at load time
+        return model, provider
+
+    def api_key(self, provider: ProviderConfig) -> str | None:
+        return lookup_key(provider.api_key_env_var, self.env_file)
+
+
+def load_config(cwd: Path | None = None, *, trust: bool = False, home: Path | None = None) -> LoadedConfig:
+    """Read every layer, validate each file on its own, then the merged whole."""
+    home = home or vibe_home()
+    cwd = (cwd or Path.cwd()).resolve()
+    merged: dict[str, Any] = {
+        "providers": [p.model_dump() for p in BUILTIN_PROVIDERS],
+        "models": [m.model_dump() for m in BUILTIN_MODELS],
+    }
+    origin: dict[str, str] = {}  # "models:<key>" / "active_model" -> file it came from
+    files: list[Path] = []
+    modes = list(BUILTIN_MODES)
+
+    user_file = home / "config.toml"
+    if user_file.is_file():
+        _layer(merged, _read_validated(user_file), str(user_file), origin)
+        files.append(user_file)
+
+    for agent_file in sorted((home / "agents").glob("*.toml")):
+        raw = _read_toml(agent_file)
+        extra = {k: raw.pop(k) for k in ("providers", "models") if k in raw}
+        _validate(VibeConfig, extra, agent_file)
+        mode = _validate(ModeConfig, {"name": agent_file.stem, **raw}, agent_file)
+        _layer(merged, extra, str(agent_file), origin)
+        modes.append(mode)
+        if mode.active_model:
+            origin.setdefault(f"mode:{mode.name}", str(agent_file))
+        files.append(agent_file)
+
+    project_dir = _find_project_dir(cwd)
+    trusted = trust or (project_dir is not None and is_trusted(project_dir, home))
+    if project_dir is not None and trusted:
+        project_file = project_dir / ".vibe" / "config.toml"
+        if project_file.is_file():
+            _layer(merged, _read_validated(project_file), str(project_file), origin)
+            files.append(project_file)
+
+    for key in _ENV_OVERRIDABLE:
+        value = os.environ.get(f"VIBE_{key.upper()}")
+        if value:
+            merged[key] = value
+            origin[key] = f"environment variable VIBE_{key.upper()}"
+
+    config = _validate(VibeConfig, merged, "the merged configuration")
+    top_mode = config.top_level_mode()
+    if top_mode is not None:
+        modes.append(top_mode)
+    _cross_check(config, modes, origin, str(user_file))
+    return LoadedConfig(config, modes, home, project_dir, trusted, files)
+
+
+def _find_project_dir(cwd: Path) -> Path | None:
+    for folder in (cwd, *cwd.parents):
+        if (folder / ".vibe" / "config.toml").is_file() or (folder / "AGENTS.md").is_file():
+            return folder
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from exc
+
+
+def _read_validated(path: Path) -> dict[str, Any]:
+    raw = _read_toml(path)
+    _validate(VibeConfig, raw, path)
+    return raw
+
+
+def _validate(model: type, raw: dict[str, Any], source: Path | str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key_path = _key_path(err["loc"])
+        expected = err["msg"]
+        if err["type"] == "extra_forbidden":
+            expected = "unknown key (check the spelling; see config.example.toml)"
+        elif err["type"] == "missing":
+            expected = "required key is missing"
+        else:
+            expected = f"{expected}, got {err.get('input')!r}"
+        raise ConfigError(str(source), key_path, expected) from exc
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _layer(merged: dict[str, Any], raw: dict[str, Any], source: str, origin: dict[str, str]) -> None:
+    """Merge one file into the accumulated dict; lists merge by name/alias, tools per tool."""
+    for key, value in raw.items():
+        if key == "providers":
+            merged["providers"] = _merge_by(merged["providers"], value, lambda p: p.get("name"))
+        elif key == "models":
+            for m in value:
+                origin[f"models:{m.get('alias') or m.get('name')}"] = source
+            merged["models"] = _merge_by(
+                merged["models"], value, lambda m: m.get("alias") or m.get("name")
+            )
+        elif key == "tools":
+            tools = merged.setdefault("tools", {})
+            for name, table in value.items():
+                tools[name] = {**tools.get(name, {}), **table}
+        else:
+            merged[key] = value
+            origin[key] = source
+
+
+def _merge_by(base: list[dict], new: list[dict], key: Any) -> list[dict]:
+    out = {key(item): item for item in base}
+    for item in new:
+        out[key(item)] = item
+    return list(out.values())
+
+
+def _cross_check(
+    config: VibeConfig, modes: list[ModeConfig], origin: dict[str, str], default_file: str
+) -> None:
+    providers = {p.name for p in config.providers}
+    for i, model in enumerate(config.models):
+        if model.provider not in providers:
+            source = origin.get(f"models:{model.key}", default_file)
+            raise ConfigError(
+                source,
+                f"models[{i}].provider",
+                f"unknown provider {model.provider!r}; defined providers: {', '.join(sorted(providers))}",
+            )
+    known = ", ".join(m.key for m in config.models)
+    if config.model(config.active_model) is None:
+        source = origin.get("active_model", default_file)
+        raise ConfigError(source, "active_model", f"unknown model {config.active_model!r}; known: {known}")
+    for mode in modes:
+        if mode.active_model and config.model(mode.active_model) is None:
+            source = origin.get(f"mode:{mode.name}", default_file)
+            raise ConfigError(source, "active_model", f"unknown model {mode.active_model!r}; known: {known}")
