@@ -22,7 +22,10 @@ def _add_session_flags(parser: argparse.ArgumentParser) -> None:
     )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument(
-        "-c", "--continue", dest="continue_", action="store_true",
+        "-c",
+        "--continue",
+        dest="continue_",
+        action="store_true",
         help="continue the latest session of this folder",
     )
     resume.add_argument("--resume", metavar="ID", help="resume a session by id (prefix)")
@@ -73,6 +76,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and friends: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # a bug: keep the traceback in a log, show one line
+        log = _write_crash_log()
+        print(
+            f"error: internal error: {type(exc).__name__}: {exc} (details: {log})", file=sys.stderr
+        )
+        return 1
+
+
+def _write_crash_log() -> str:
+    import os
+    import time
+    import traceback
+    from pathlib import Path
+
+    home = Path(os.environ.get("VIBE_HOME") or Path.home() / ".vibe").expanduser()
+    try:
+        logs = home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        path = logs / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+        return str(path)
+    except OSError:
+        return "unavailable"
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -50,7 +50,9 @@ BUILTIN_MODELS = (
 )
 
 BUILTIN_MODES = (
-    ModeConfig(name="default", display_name="Default", description="Asks before writes and commands"),
+    ModeConfig(
+        name="default", display_name="Default", description="Asks before writes and commands"
+    ),
     ModeConfig(
         name="plan", display_name="Plan", description="Read-only: explore and plan", safety="safe"
     ),

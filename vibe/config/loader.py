@@ -58,7 +58,9 @@ class LoadedConfig:
         model = self.config.model(alias)
         if model is None:
             known = ", ".join(m.key for m in self.config.models)
-            raise ConfigError(str(self.config_file), "active_model", f"unknown model {alias!r}; known: {known}")
+            raise ConfigError(
+                str(self.config_file), "active_model", f"unknown model {alias!r}; known: {known}"
+            )
         provider = self.config.provider(model.provider)
         assert provider is not None  # checked at load time
         return model, provider
@@ -67,7 +69,9 @@ class LoadedConfig:
         return lookup_key(provider.api_key_env_var, self.env_file)
 
 
-def load_config(cwd: Path | None = None, *, trust: bool = False, home: Path | None = None) -> LoadedConfig:
+def load_config(
+    cwd: Path | None = None, *, trust: bool = False, home: Path | None = None
+) -> LoadedConfig:
     """Read every layer, validate each file on its own, then the merged whole."""
     home = home or vibe_home()
     cwd = (cwd or Path.cwd()).resolve()
@@ -165,14 +169,16 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _layer(merged: dict[str, Any], raw: dict[str, Any], source: str, origin: dict[str, str]) -> None:
+def _layer(
+    merged: dict[str, Any], raw: dict[str, Any], source: str, origin: dict[str, str]
+) -> None:
     """Merge one file into the accumulated dict; lists merge by name/alias, tools per tool."""
     for key, value in raw.items():
         if key == "providers":
             merged["providers"] = _merge_by(merged["providers"], value, lambda p: p.get("name"))
         elif key == "models":
-            for m in value:
-                origin[f"models:{m.get('alias') or m.get('name')}"] = source
+            for i, m in enumerate(value):
+                origin[f"models:{m.get('alias') or m.get('name')}"] = f"{source}\0{i}"
             merged["models"] = _merge_by(
                 merged["models"], value, lambda m: m.get("alias") or m.get("name")
             )
@@ -196,19 +202,23 @@ def _cross_check(
     config: VibeConfig, modes: list[ModeConfig], origin: dict[str, str], default_file: str
 ) -> None:
     providers = {p.name for p in config.providers}
-    for i, model in enumerate(config.models):
+    for model in config.models:
         if model.provider not in providers:
-            source = origin.get(f"models:{model.key}", default_file)
+            source, _, index = origin.get(f"models:{model.key}", default_file).partition("\0")
             raise ConfigError(
                 source,
-                f"models[{i}].provider",
+                f"models[{index or 0}].provider",
                 f"unknown provider {model.provider!r}; defined providers: {', '.join(sorted(providers))}",
             )
     known = ", ".join(m.key for m in config.models)
     if config.model(config.active_model) is None:
         source = origin.get("active_model", default_file)
-        raise ConfigError(source, "active_model", f"unknown model {config.active_model!r}; known: {known}")
+        raise ConfigError(
+            source, "active_model", f"unknown model {config.active_model!r}; known: {known}"
+        )
     for mode in modes:
         if mode.active_model and config.model(mode.active_model) is None:
             source = origin.get(f"mode:{mode.name}", default_file)
-            raise ConfigError(source, "active_model", f"unknown model {mode.active_model!r}; known: {known}")
+            raise ConfigError(
+                source, "active_model", f"unknown model {mode.active_model!r}; known: {known}"
+            )
