@@ -1,0 +1,178 @@
+"""Text files as tools see them: encoding, BOM and line-ending detection, binary sniffing,
+atomic writes and diffs.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.base import ToolError
+
+SNIFF_BYTES = 8192
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Control bytes that do not occur in text (tab, newlines, form feed, escape are fine).
+_CONTROL = bytes(b for b in range(32) if b not in (8, 9, 10, 12, 13, 27))
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A decoded file; `text` has `\\n` endings when the file was all CRLF, else it is verbatim."""
+
+    text: str
+    encoding: str
+    bom: bytes = b""
+    newline: str = "\n"
+
+    def encode(self, text: str) -> bytes:
+        """Encode `text` (with `\\n` newlines) the way this file was stored."""
+        if self.newline != "\n":
+            text = text.replace("\r\n", "\n").replace("\n", self.newline)
+        try:
+            return self.bom + text.encode(self.encoding)
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            raise ToolError(
+                f"the file is stored as {self.encoding} and cannot hold {bad!r}; "
+                "use characters that encoding supports"
+            ) from None
+
+
+def split_bom(data: bytes) -> tuple[bytes, str | None]:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return bom, encoding
+    return b"", None
+
+
+def looks_binary(sample: bytes) -> bool:
+    """True for data that is not text: NUL bytes (without a UTF-16/32 BOM) or many control bytes."""
+    if split_bom(sample)[1] is not None:
+        return False
+    if b"\x00" in sample:
+        return True
+    if not sample:
+        return False
+    controls = sum(sample.count(bytes([b])) for b in _CONTROL)
+    return controls / len(sample) > 0.1
+
+
+def decode(data: bytes) -> TextFile:
+    """Decode file bytes: BOM first, then strict UTF-8, then cp1252, then latin-1 (never fails)."""
+    bom, encoding = split_bom(data)
+    body = data[len(bom) :]
+    if encoding is not None:
+        text = body.decode(encoding, errors="replace")
+    else:
+        for encoding in ("utf-8", "cp1252", "latin-1"):
+            try:
+                text = body.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+    crlf = text.count("\r\n")
+    if crlf and crlf == text.count("\n"):
+        return TextFile(text.replace("\r\n", "\n"), encoding, bom, "\r\n")
+    return TextFile(text, encoding, bom, "\n")
+
+
+def sniff_encoding(sample: bytes) -> str:
+    """The encoding `decode` would pick, judged from the first bytes of a larger file."""
+    encoding = split_bom(sample)[1]
+    if encoding is not None:
+        return encoding
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the sample's end is still UTF-8.
+        if exc.start < len(sample) - 3:
+            return "cp1252"
+    return "utf-8"
+
+
+def read_text(path: Path, display: str) -> TextFile:
+    """Read and decode `path`; ToolError if it is binary. `display` names it in messages."""
+    data = path.read_bytes()
+    if looks_binary(data[:SNIFF_BYTES]):
+        raise ToolError(
+            f"{display} is a binary file ({len(data)} bytes); only text files are supported"
+        )
+    return decode(data)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` via a temp file in the same folder; keep the file's mode."""
+    target = path.resolve()  # write through symlinks instead of replacing the link
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    # Reading the umask means setting it; /proc avoids that race where available.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+MAX_DIFF_INPUT = 2 * 1024 * 1024  # larger rewrites get a summary instead of a diff
+
+
+def unified_diff(old: str | None, new: str, shown: str) -> str | None:
+    """A git-style unified diff from `old` (None: a new file) to `new`; None if too big."""
+    if len(old or "") + len(new) > MAX_DIFF_INPUT:
+        return None
+    before = (old or "").splitlines(keepends=True)
+    after = new.splitlines(keepends=True)
+    lines = difflib.unified_diff(
+        before,
+        after,
+        fromfile="/dev/null" if old is None else f"a/{shown}",
+        tofile=f"b/{shown}",
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
+def count_changes(diff: str | None) -> tuple[int, int]:
+    """Added and removed line counts of a unified diff."""
+    if not diff:
+        return 0, 0
+    added = removed = 0
+    for line in diff.splitlines():
+        if line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed += 1
+    return added, removed

@@ -1,0 +1,113 @@
+"""The `read_file` tool: numbered lines of a text file, in any common encoding, with size caps."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools._paths import display, missing_file_error, resolve
+from tools._text import SNIFF_BYTES, decode, looks_binary, sniff_encoding
+from tools.base import Tool, ToolContext, ToolError, ToolResult
+
+MAX_LINES = 2000
+MAX_BYTES = 64 * 1024
+MAX_LINE_CHARS = 2000
+# Above this size the file is decoded from a sample-chosen encoding while streaming.
+WHOLE_FILE_BYTES = 8 * 1024 * 1024
+
+
+class ReadFileArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="File path, relative to the working directory or absolute.")
+    offset: int | None = Field(default=None, ge=1, description="First line to read (1-based).")
+    limit: int | None = Field(
+        default=None, ge=1, description=f"How many lines to read (at most {MAX_LINES})."
+    )
+
+
+class ReadFileTool(Tool):
+    name: ClassVar[str] = "read_file"
+    description: ClassVar[str] = (
+        "Read a text file and return its lines numbered like `cat -n`. Use offset and limit "
+        f"to page through large files; one call returns at most {MAX_LINES} lines or "
+        f"{MAX_BYTES // 1024} KB."
+    )
+    Args: ClassVar[type[BaseModel]] = ReadFileArgs
+
+    async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
+        assert isinstance(args, ReadFileArgs)
+        return await asyncio.to_thread(_read, args, ctx.cwd)
+
+
+def _read(args: ReadFileArgs, cwd: Path) -> ToolResult:
+    path = resolve(cwd, args.path)
+    shown = display(cwd, path)
+    if not path.exists():
+        raise missing_file_error(cwd, args.path, path)
+    if path.is_dir():
+        raise ToolError(f"{shown} is a directory; use bash `ls` or grep to explore it")
+    try:
+        lines, total = _lines(path, shown, args.offset or 1)
+    except PermissionError:
+        raise ToolError(f"permission denied: {shown}") from None
+    start = args.offset or 1
+    if total == 0:
+        return ToolResult(text=f"({shown} is empty)", data={"path": shown, "total_lines": 0})
+    if start > total:
+        raise ToolError(f"offset {start} is past the end of {shown} ({total} lines)")
+    wanted = min(args.limit or MAX_LINES, MAX_LINES)
+    out: list[str] = []
+    size = 0
+    for number, line in enumerate(lines[:wanted], start=start):
+        if len(line) > MAX_LINE_CHARS:
+            line = line[:MAX_LINE_CHARS] + f"... [line truncated, {len(line)} chars]"
+        row = f"{number:6}\t{line}"
+        if out and size + len(row) + 1 > MAX_BYTES:
+            break
+        out.append(row)
+        size += len(row) + 1
+    last = start + len(out) - 1
+    if last < total:
+        out.append(
+            f"[showing lines {start}-{last} of {total}; "
+            f"call read_file with offset={last + 1} to read more]"
+        )
+    return ToolResult(
+        text="\n".join(out),
+        data={"path": shown, "start_line": start, "end_line": last, "total_lines": total},
+    )
+
+
+def _lines(path: Path, shown: str, start: int) -> tuple[list[str], int]:
+    """Lines from `start` (at most MAX_LINES) and the file's total line count."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        sample = handle.read(SNIFF_BYTES)
+    if looks_binary(sample):
+        raise ToolError(
+            f"{shown} is a binary file ({size} bytes); read_file only reads text "
+            "(inspect it with bash, e.g. `file` or `xxd | head`)"
+        )
+    if size <= WHOLE_FILE_BYTES:
+        all_lines = decode(path.read_bytes()).text.split("\n")
+        if all_lines[-1] == "":
+            all_lines.pop()
+        return [_strip_cr(x) for x in all_lines[start - 1 : start - 1 + MAX_LINES]], len(all_lines)
+    encoding = sniff_encoding(sample)
+    kept: list[str] = []
+    total = 0
+    with path.open(encoding=encoding, errors="replace", newline="\n") as text:
+        for total, line in enumerate(text, start=1):
+            if start <= total < start + MAX_LINES:
+                kept.append(_strip_cr(line.rstrip("\n")))
+    if kept and kept[0].startswith("\ufeff"):
+        kept[0] = kept[0][1:]
+    return kept, total
+
+
+def _strip_cr(line: str) -> str:
+    return line[:-1] if line.endswith("\r") else line
