@@ -113,7 +113,13 @@ def load_config(
             merged[key] = value
             origin[key] = f"environment variable VIBE_{key.upper()}"
 
-    config = _validate(VibeConfig, merged, "the merged configuration")
+    try:
+        config = _validate(VibeConfig, merged, "the merged configuration")
+    except ConfigError as exc:  # name the layer the bad value came from (e.g. VIBE_* vars)
+        source = origin.get(exc.key_path.split(".")[0].split("[")[0])
+        if source is None:
+            raise
+        raise ConfigError(source, exc.key_path, exc.expected) from exc
     top_mode = config.top_level_mode()
     if top_mode is not None:
         modes.append(top_mode)

@@ -68,7 +68,9 @@ class ModelConfig(_Strict):
         if self.auto_compact_threshold:
             return self.auto_compact_threshold
         if self.max_context_length:
-            return max(1024, int(self.max_context_length * 0.85) - 8192)
+            # Keep 15% + 8k for the answer and the summary request; small windows use half.
+            window = self.max_context_length
+            return max(window // 2, int(window * 0.85) - 8192)
         return 200_000
 
 
