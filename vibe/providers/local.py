@@ -1,0 +1,140 @@
+"""The `local` backend: our embedded engine behind the same Provider interface as the remote
+APIs. torch and engine are imported here only, inside functions, when this backend is chosen."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from vibe.config import LoadedConfig, ModelConfig, ProviderConfig
+from vibe.errors import ContextTooLongError, ProviderError
+from vibe.messages import Message, ToolCall, Usage
+from vibe.providers.base import (
+    ChatRequest,
+    Chunk,
+    FinishChunk,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
+
+# Loaded engines by (checkpoint, tp, draft, k, device, dtype): switching modes back and forth
+# must not reload weights.
+_ENGINES: dict[tuple[Any, ...], Any] = {}
+_LOAD_LOCK = threading.Lock()
+_DONE = object()
+
+
+def _engine_for(model: ModelConfig, provider: ProviderConfig) -> Any:
+    key = (
+        model.name,
+        provider.tensor_parallel_size,
+        model.speculative_model,
+        model.num_speculative_tokens,
+        provider.device,
+        provider.dtype,
+    )
+    with _LOAD_LOCK:
+        if key not in _ENGINES:
+            from engine import Engine
+
+            kwargs: dict[str, Any] = {
+                "tp": provider.tensor_parallel_size,
+                "device": provider.device,
+                "dtype": provider.dtype,
+            }
+            if model.speculative_model:
+                kwargs["draft"] = model.speculative_model
+                kwargs["spec_k"] = model.num_speculative_tokens
+            if model.max_context_length:
+                kwargs["max_context"] = model.max_context_length
+            _ENGINES[key] = Engine.load(model.name, **kwargs)
+        return _ENGINES[key]
+
+
+def to_openai(message: Message) -> dict[str, Any]:
+    """The engine takes OpenAI-format messages; reasoning of past turns is not sent back."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.role == "tool":
+        out["tool_call_id"] = message.tool_call_id
+        out["name"] = message.name
+    return out
+
+
+class LocalProvider:
+    """Runs chat turns on the embedded engine in a worker thread and streams them as chunks."""
+
+    def __init__(self, model: ModelConfig, provider: ProviderConfig, loaded: LoadedConfig) -> None:
+        self.name = provider.name
+        self.model = model
+        self.provider = provider
+
+    async def aclose(self) -> None:
+        return None
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self._events(request):
+                    if stop.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+            except BaseException as exc:  # handed to the event loop, re-raised there
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        worker = threading.Thread(target=produce, name="vibe-local-engine", daemon=True)
+        worker.start()
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise self._translate(item) from item
+                yield item
+        finally:
+            stop.set()  # the generator is closed: tell the engine thread to stop generating
+
+    def _events(self, request: ChatRequest) -> Iterator[Chunk]:
+        from engine import Finished, ReasoningDelta, TextDelta, ToolCallEvent
+        from engine import Usage as EngineUsage
+
+        engine = _engine_for(self.model, self.provider)
+        temperature = request.temperature if request.temperature is not None else 0.0
+        effort = None if request.thinking == "off" else request.thinking
+        for event in engine.chat(
+            [to_openai(m) for m in request.messages],
+            tools=request.tools or None,
+            temperature=temperature,
+            max_tokens=request.max_tokens,
+            reasoning_effort=effort,
+        ):
+            match event:
+                case TextDelta(text=t):
+                    yield TextChunk(t)
+                case ReasoningDelta(text=t):
+                    yield ReasoningChunk(t)
+                case ToolCallEvent(id=i, name=n, arguments_json=a):
+                    yield ToolCallChunk(ToolCall(i, n, a))
+                case EngineUsage(prompt_tokens=p, completion_tokens=c):
+                    yield UsageChunk(Usage(p, c))
+                case Finished(reason=r):
+                    yield FinishChunk(r)
+
+    def _translate(self, exc: BaseException) -> ProviderError:
+        if isinstance(exc, ProviderError):
+            return exc
+        kind = type(exc).__name__
+        cls = ContextTooLongError if kind == "ContextLengthError" else ProviderError
+        return cls(str(exc) or kind, provider=self.name, model=self.model.key)
