@@ -114,10 +114,14 @@ def _dispatch(argv: list[str]) -> int:
         return config_main(argv[1:])
     if argv and argv[0] == "engine":
         return _engine(argv[1:])
-    args = build_main_parser().parse_args(argv)
+    parser = build_main_parser()
+    # parse_known_args: `vibe -p PROMPT` takes every `vibe run` flag (--output, --max-turns…).
+    args, unknown = parser.parse_known_args(argv)
     if args.print_prompt is not None:
         run_argv = [args.print_prompt, *_passthrough(argv)]
         return _run(build_run_parser().parse_args(run_argv))
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from vibe.tui.launch import launch_tui
 
     return launch_tui(args)

@@ -1,0 +1,69 @@
+"""Run limits (--max-turns, --max-tokens, --max-price, --time-limit), checked before each
+model call; the time limit also bounds the run as a whole (see Agent.run)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from vibe.config import ModelConfig
+from vibe.errors import LimitReached
+from vibe.messages import Usage
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Budgets of one run (one user turn); None means unlimited."""
+
+    max_turns: int | None = None
+    max_tokens: int | None = None
+    max_price: float | None = None
+    time_limit: float | None = None
+
+
+def cost_of(usage: Usage, model: ModelConfig) -> float:
+    """USD for `usage` at the model's prices (per million tokens)."""
+    return (
+        usage.prompt_tokens * model.input_price + usage.completion_tokens * model.output_price
+    ) / 1_000_000
+
+
+class Budget:
+    """What one run has spent so far, against its Limits."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.start()
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.turns = 0
+        self.usage = Usage()
+        self.cost_usd = 0.0
+
+    def add(self, usage: Usage, cost_usd: float) -> None:
+        self.turns += 1
+        self.usage = self.usage + usage
+        self.cost_usd += cost_usd
+
+    def time_left(self) -> float | None:
+        if self.limits.time_limit is None:
+            return None
+        return max(0.0, self.limits.time_limit - (time.monotonic() - self.started))
+
+    def check(self) -> None:
+        """Raise LimitReached if another model call would exceed a budget."""
+        lim = self.limits
+        if lim.max_turns is not None and self.turns >= lim.max_turns:
+            raise LimitReached(f"turn limit reached ({lim.max_turns} model calls)")
+        if lim.max_tokens is not None and self.usage.total_tokens >= lim.max_tokens:
+            raise LimitReached(
+                f"token limit reached ({self.usage.total_tokens} of {lim.max_tokens} tokens)"
+            )
+        if lim.max_price is not None and self.cost_usd >= lim.max_price:
+            raise LimitReached(
+                f"price limit reached (${self.cost_usd:.4f} of ${lim.max_price:.4f})"
+            )
+        left = self.time_left()
+        if left is not None and left <= 0:
+            raise LimitReached(f"time limit reached ({self.limits.time_limit:g} s)")

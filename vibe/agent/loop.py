@@ -1,0 +1,367 @@
+"""The agent loop: run → step → query → execute, as a stream of typed events.
+
+Public API (the TUI and the headless runner code against exactly this):
+
+    agent = Agent(provider, tools, approver, settings, session)
+    async for event in agent.run(prompt):   # one user turn; ends with exactly one TurnFinished
+        ...
+    agent.interrupt()             # from any callback on the loop's thread: cancels the turn, kills
+                                  # tools, records cancelled results; TurnFinished(interrupted, 130)
+    agent.set_model(model, provider)   # switch model (mode switch); the history is kept
+    agent.set_policy(policy)           # switch permissions (mode switch)
+    agent.messages     list[Message], the history incl. the system prompt (read-only for UIs)
+    agent.usage        Usage summed over the agent's life; agent.cost_usd (USD, same span)
+    agent.context_tokens   prompt + completion tokens of the last model call
+    agent.threshold    model.compact_threshold(); agent.num_turns: model calls so far
+    agent.session_rules    (tool, pattern) pairs allowed "for this session" (approval choice)
+
+Several tool calls of one model turn run concurrently; approvals are asked one at a time.
+Every tool call gets exactly one result, cancelled ones included. Limits are checked before
+each model call, and `_before_query` is the hook where compaction plugs in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.base import Tool, ToolContext, ToolError, parse_args, tool_schema
+from tools.permissions import PermissionPolicy, evaluate, session_pattern
+from vibe.agent.approval import ApprovalRequest, Approver
+from vibe.agent.budget import Budget, Limits, cost_of
+from vibe.agent.history import CANCELLED, repair
+from vibe.config import ModelConfig
+from vibe.errors import LimitReached, VibeError
+from vibe.events import (
+    AssistantMessage,
+    ErrorEvent,
+    Event,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolOutput,
+    TurnFinished,
+    UsageUpdated,
+)
+from vibe.messages import Message, ToolCall, Usage
+from vibe.providers.base import (
+    ChatRequest,
+    Provider,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
+from vibe.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentSettings:
+    """How the agent runs: model, permissions, where, limits, the system prompt, output caps."""
+
+    model: ModelConfig
+    policy: PermissionPolicy
+    cwd: Path
+    limits: Limits = field(default_factory=Limits)
+    system_prompt: str = ""
+    max_tool_output_bytes: int = 30_000
+    # Called with (tool_name, pattern) when the user picks "always" (see vibe.agent.policy).
+    on_always: Callable[[str, str], None] | None = None
+
+
+class Agent:
+    def __init__(
+        self,
+        provider: Provider,
+        tools: Mapping[str, Tool],
+        approver: Approver,
+        settings: AgentSettings,
+        session: Session,
+    ) -> None:
+        self.provider, self.tools, self.approver = provider, dict(tools), approver
+        self.settings, self.session = settings, session
+        self.messages: list[Message] = [Message("system", settings.system_prompt)]
+        self.messages += repair([m for m in session.messages if m.role != "system"])
+        saved = session.meta.get("usage") or {}
+        self.usage = Usage(saved.get("prompt_tokens", 0), saved.get("completion_tokens", 0))
+        self.cost_usd: float = float(session.meta.get("cost_usd", 0.0))
+        self.context_tokens = 0
+        self.threshold = settings.model.compact_threshold()
+        self.num_turns = 0
+        self.session_rules: list[tuple[str, str]] = []  # (tool, pattern) allowed this session
+        self._budget = Budget(settings.limits)
+        self._schemas = [tool_schema(t) for t in self.tools.values()]
+        self._emit: Callable[[Event], None] = lambda event: None
+        self._task: asyncio.Task[None] | None = None
+        self._approval_lock = asyncio.Lock()
+        self._answer = ""  # the last assistant text of the current run
+
+    # ---- public controls -------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def set_model(self, model: ModelConfig, provider: Provider) -> None:
+        self.settings.model, self.provider = model, provider
+        self.threshold = model.compact_threshold()
+
+    def set_policy(self, policy: PermissionPolicy) -> None:
+        self.settings.policy = policy
+
+    # ---- run → step → query → execute ------------------------------------------------------
+
+    async def run(self, prompt: str) -> AsyncIterator[Event]:
+        """One user turn as events; the last one is always exactly one TurnFinished."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._emit = queue.put_nowait
+        self._task = asyncio.create_task(self._turn(prompt))
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, TurnFinished):
+                    return
+        finally:
+            task, self._task = self._task, None
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _turn(self, prompt: str) -> None:
+        """Every way a run ends — answer, limit, API failure, interrupt, bug — becomes one
+        TurnFinished, emitted last."""
+        budget = self._budget
+        budget.start()
+        self._answer = ""
+        status, code, error = "completed", 0, None
+        try:
+            async with asyncio.timeout(budget.time_left()) as deadline:
+                self._append(Message("user", prompt))
+                while True:
+                    budget.check()
+                    await self._before_query()
+                    reply = await self._query()
+                    if not reply.tool_calls:
+                        break
+                    await self._execute(reply.tool_calls)
+        except TimeoutError as exc:
+            if deadline.expired():
+                status, code = "limit", 3
+                error = f"time limit reached ({self.settings.limits.time_limit:g} s)"
+            else:  # a stray timeout from below is a bug, reported like any other
+                log.exception("agent loop failed")
+                status, code, error = "error", 1, f"internal error: timeout: {exc}"
+        except LimitReached as exc:
+            status, code, error = "limit", exc.exit_code, str(exc)
+        except VibeError as exc:  # ProviderError (2) and the rest
+            status, code, error = "error", exc.exit_code, str(exc)
+        except asyncio.CancelledError:
+            status, code, error = "interrupted", 130, "interrupted"
+        except Exception as exc:  # a bug: report it as one line; the log keeps the traceback
+            log.exception("agent loop failed")
+            status, code, error = "error", 1, f"internal error: {type(exc).__name__}: {exc}"
+        if error and status != "interrupted":
+            self._emit(ErrorEvent(error))
+        self._save_meta()
+        self._emit(
+            TurnFinished(
+                status=status,
+                exit_code=code,
+                text=self._answer,
+                num_turns=budget.turns,
+                usage=budget.usage,
+                cost_usd=budget.cost_usd,
+                error=error,
+            )
+        )
+
+    async def _before_query(self) -> None:
+        """Hook run before every model call: context compaction (issue 4) plugs in here."""
+
+    async def _query(self) -> Message:
+        """One model call, streamed out as deltas; returns the assistant message."""
+        self.messages = repair(self.messages)
+        model = self.settings.model
+        request = ChatRequest(
+            model=model.name,
+            messages=list(self.messages),
+            tools=self._schemas,
+            temperature=model.temperature,
+            thinking=model.thinking,
+        )
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[ToolCall] = []
+        usage: Usage | None = None
+        try:
+            async for chunk in self.provider.stream(request):
+                if isinstance(chunk, TextChunk):
+                    text.append(chunk.text)
+                    self._emit(TextDelta(chunk.text))
+                elif isinstance(chunk, ReasoningChunk):
+                    reasoning.append(chunk.text)
+                    self._emit(ReasoningDelta(chunk.text))
+                elif isinstance(chunk, ToolCallChunk):
+                    calls.append(chunk.call)
+                elif isinstance(chunk, UsageChunk):
+                    usage = chunk.usage
+        except asyncio.CancelledError:
+            if text:  # keep what the user already saw; tool calls never ran, so drop them
+                self._answer = "".join(text)
+                self._append(Message("assistant", "".join(text), "".join(reasoning) or None))
+            raise
+        message = Message("assistant", "".join(text), "".join(reasoning) or None, calls)
+        self._answer = message.content or self._answer
+        self._append(message)
+        self._emit(AssistantMessage(message))
+        self._account(usage or self._estimate(message))
+        return message
+
+    async def _execute(self, calls: list[ToolCall]) -> None:
+        """Run the calls of one model turn concurrently; append one result per call, in order."""
+        for call in calls:
+            self._emit(ToolCallStarted(call.id, call.name, _loads(call.arguments), call.arguments))
+        tasks = [asyncio.create_task(self._call(call)) for call in calls]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for call, task in zip(calls, tasks, strict=True):
+                done = task.done() and not task.cancelled() and task.exception() is None
+                if done:
+                    self._append(task.result())
+                else:
+                    self._emit(ToolCallFinished(call.id, call.name, "cancelled", CANCELLED))
+                    self._append(Message("tool", CANCELLED, tool_call_id=call.id, name=call.name))
+            # Let cancelled tools finish killing their processes before the turn ends.
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+
+    async def _call(self, call: ToolCall) -> Message:
+        started = time.monotonic()
+        status, text, diff, data = await self._invoke(call)
+        text = _cap(text, self.settings.max_tool_output_bytes)
+        ms = int((time.monotonic() - started) * 1000)
+        self._emit(ToolCallFinished(call.id, call.name, status, text, diff, data, ms))
+        return Message("tool", text, tool_call_id=call.id, name=call.name)
+
+    async def _invoke(self, call: ToolCall) -> tuple[str, str, str | None, dict[str, Any] | None]:
+        """Validate, check permission, ask if needed, run: (status, text for the model, diff, data)."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            return (
+                "error",
+                f"Error: unknown tool {call.name!r}. Available tools: {known}.",
+                None,
+                None,
+            )
+        try:
+            args = parse_args(tool, call.arguments)
+        except ToolError as exc:
+            return "error", f"Error: {exc}. The call was not run; fix the arguments.", None, None
+        raw = args.model_dump(exclude_none=True)
+        verdict = evaluate(
+            call.name, raw, self.settings.policy, self.settings.cwd, tuple(self.session_rules)
+        )
+        if verdict.action == "deny":
+            return "denied", f"Denied by the permission policy: {verdict.reason}", None, None
+        if verdict.action == "ask":
+            refusal = await self._ask(call, raw, verdict.reason)
+            if refusal is not None:
+                return "denied", refusal, None, None
+        cancel = asyncio.Event()
+        ctx = ToolContext(
+            self.settings.cwd, lambda out: self._emit(ToolOutput(call.id, out)), cancel
+        )
+        try:
+            result = await tool.run(args, ctx)
+        except ToolError as exc:
+            return "error", f"Error: {exc}", None, None
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        except Exception as exc:  # a tool bug must not end the run: the model is told
+            log.exception("tool %s failed", call.name)
+            return "error", f"Error: {call.name} failed: {type(exc).__name__}: {exc}", None, None
+        return ("ok" if result.ok else "error"), result.text, result.diff, result.data
+
+    async def _ask(self, call: ToolCall, raw: dict[str, Any], reason: str) -> str | None:
+        """Ask the approver (one request at a time); None if allowed, else the refusal text."""
+        async with self._approval_lock:
+            # An earlier answer in this turn ("for this session") may already cover this call.
+            again = evaluate(
+                call.name, raw, self.settings.policy, self.settings.cwd, tuple(self.session_rules)
+            )
+            if again.action == "allow":
+                return None
+            pattern = session_pattern(call.name, raw)
+            decision = await self.approver.decide(
+                ApprovalRequest(call.id, call.name, raw, reason, pattern)
+            )
+        if not decision.allowed:
+            text = f"Denied: {call.name} was not run ({reason})."
+            return f"{text} {decision.feedback}".strip()
+        if decision.choice in ("session", "always"):
+            self.session_rules.append((call.name, decision.pattern or pattern))
+        if decision.choice == "always" and self.settings.on_always is not None:
+            self.settings.on_always(call.name, decision.pattern or pattern)
+        return None
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+
+    def _append(self, message: Message) -> None:
+        self.messages.append(message)
+        self.session.append(message)
+
+    def _account(self, usage: Usage) -> None:
+        cost = cost_of(usage, self.settings.model)
+        self.num_turns += 1
+        self._budget.add(usage, cost)
+        self.usage = self.usage + usage
+        self.cost_usd += cost
+        self.context_tokens = usage.total_tokens
+        self._emit(UsageUpdated(self.usage, self.context_tokens, self.threshold, self.cost_usd))
+
+    def _estimate(self, reply: Message) -> Usage:
+        """Rough counts (4 characters a token) when the provider reports no usage."""
+        prompt = sum(len(m.content) + len(m.reasoning or "") for m in self.messages[:-1])
+        return Usage(prompt // 4, (len(reply.content) + len(reply.reasoning or "")) // 4)
+
+    def _save_meta(self) -> None:
+        try:
+            self.session.sync()
+            self.session.save_meta(
+                usage=self.usage.to_dict(), cost_usd=self.cost_usd, model=self.settings.model.key
+            )
+        except OSError as exc:
+            log.warning("could not save session metadata: %s", exc)
+
+
+def _loads(raw: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _cap(text: str, limit: int) -> str:
+    """Keep head and tail of an over-long tool result, saying how much was left out."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    half = limit // 2
+    head = data[:half].decode("utf-8", errors="ignore")
+    tail = data[-half:].decode("utf-8", errors="ignore")
+    return f"{head}\n[... {len(data) - 2 * half} bytes omitted ...]\n{tail}"

@@ -1,0 +1,96 @@
+"""The system prompt: role and rules (vibe/prompts/system.md), the tools, the environment
+(cwd, OS, date, git branch/status/recent commits) and AGENTS.md from trusted folders only."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+AGENTS_FILE = "AGENTS.md"
+_MAX_STATUS_LINES = 30
+_MAX_AGENTS_BYTES = 32_000
+
+
+def build_system_prompt(
+    cwd: Path,
+    tool_names: Iterable[str] = (),
+    *,
+    trusted: bool = False,
+    mode_prompt: str | None = None,
+    today: datetime.date | None = None,
+) -> str:
+    """The whole system prompt for a run in `cwd`; `mode_prompt` (a mode's own) replaces the rules."""
+    if mode_prompt is None:
+        names = list(tool_names)
+        tools = f"Available tools: {', '.join(names)}." if names else "No tools are available."
+        rules = resources.files("vibe.prompts").joinpath("system.md").read_text("utf-8")
+        text = rules.format(tool_list=tools).rstrip() + "\n"
+    else:
+        text = mode_prompt.rstrip() + "\n"
+    text += (
+        "\n# Environment\n"
+        f"- Working directory: {cwd}\n"
+        f"- Operating system: {platform.system()} {platform.release()}\n"
+        f"- Date: {(today or datetime.date.today()).isoformat()}\n"
+        f"{git_summary(cwd)}\n"
+    )
+    if trusted:
+        for path in agents_files(cwd):
+            body = path.read_text("utf-8", errors="replace")[:_MAX_AGENTS_BYTES]
+            text += f"\n# Project instructions ({path})\n{body.strip()}\n"
+    return text
+
+
+def agents_files(cwd: Path) -> list[Path]:
+    """AGENTS.md files from the repository root (or cwd) down to cwd, outermost first."""
+    cwd = cwd.resolve()
+    found: list[Path] = []
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / AGENTS_FILE
+        if candidate.is_file():
+            found.append(candidate)
+        if (folder / ".git").exists():
+            break
+    return found[::-1]
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=3,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.rstrip() if out.returncode == 0 else None
+
+
+def git_summary(cwd: Path) -> str:
+    """Branch, short status and recent commits, or a line saying this is not a git repository."""
+    branch = _git(cwd, "rev-parse", "--abbrev-ref", "HEAD")
+    if branch is None:
+        return "- Git: not a git repository"
+    lines = [f"- Git branch: {branch}"]
+    status = (_git(cwd, "status", "--short") or "").splitlines()
+    if status:
+        shown = status[:_MAX_STATUS_LINES]
+        more = len(status) - len(shown)
+        lines.append("- Git status:\n" + "\n".join(f"    {s}" for s in shown))
+        if more:
+            lines.append(f"    ... and {more} more")
+    else:
+        lines.append("- Git status: clean")
+    log = _git(cwd, "log", "--oneline", "-5", "--no-decorate")
+    if log:
+        lines.append("- Recent commits:\n" + "\n".join(f"    {c}" for c in log.splitlines()))
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""`vibe run`: the agent without a human. Builds everything from config and flags, runs one
+turn, and writes events as text, one JSON object, or JSON lines. Exit codes: 0 finished,
+1 usage/config, 2 model/API failure, 3 limit, 130 interrupted (SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from vibe.config.secrets import redact
+from vibe.errors import Interrupted, UsageError, VibeError
+from vibe.events import (
+    AssistantMessage,
+    Compacted,
+    ErrorEvent,
+    Event,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+)
+from vibe.messages import Usage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Output:
+    """Projects agent events onto stdout in the chosen format; everything is redacted."""
+
+    fmt: str
+    secrets: list[str] = field(default_factory=list)
+    session_id: str = ""
+    started: float = field(default_factory=time.monotonic)
+    denials: list[dict[str, Any]] = field(default_factory=list)
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+
+    def line(self, obj: dict[str, Any]) -> None:
+        text = redact(json.dumps(obj, ensure_ascii=False), self.secrets)
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        self.err.write(redact(text, self.secrets).replace("\n", " ") + "\n")
+        self.err.flush()
+
+    def init(self, model: str, cwd: Path, tools: list[str]) -> None:
+        if self.fmt == "stream-json":
+            self.line(
+                {
+                    "type": "init",
+                    "session_id": self.session_id,
+                    "model": model,
+                    "cwd": str(cwd),
+                    "tools": tools,
+                }
+            )
+
+    def event(self, event: Event) -> None:
+        stream = self.fmt == "stream-json"
+        match event:
+            case AssistantMessage(message=m) if stream:
+                self.line({"type": "message", **m.to_dict()})
+            case ToolCallStarted() if stream:
+                self.line(
+                    {
+                        "type": "tool_call",
+                        "id": event.call_id,
+                        "name": event.name,
+                        "arguments": event.arguments,
+                        "raw_arguments": event.raw_arguments,
+                    }
+                )
+            case ToolCallFinished():
+                if event.status == "denied":
+                    self.denials.append(
+                        {"id": event.call_id, "tool": event.name, "reason": event.result}
+                    )
+                    if self.fmt == "text":
+                        self.note(f"denied: {event.name}: {event.result}")
+                if stream:
+                    self.line(_tool_result(event))
+            case Compacted() if stream:
+                self.line(
+                    {
+                        "type": "compaction",
+                        "tokens_before": event.tokens_before,
+                        "tokens_after": event.tokens_after,
+                    }
+                )
+            case ErrorEvent(message=msg):
+                if stream:
+                    self.line({"type": "error", "message": msg})
+            case _:
+                pass
+
+    def result(self, fin: TurnFinished) -> None:
+        if fin.error and fin.status != "completed":
+            self.note(f"error: {fin.error}" if fin.status != "interrupted" else "interrupted")
+        if self.fmt == "text":
+            if fin.text:
+                self.out.write(redact(fin.text, self.secrets).rstrip("\n") + "\n")
+                self.out.flush()
+            return
+        self.line(
+            {
+                "type": "result",
+                "status": fin.status,
+                "exit_code": fin.exit_code,
+                "result": fin.text,
+                "num_turns": fin.num_turns,
+                "usage": fin.usage.to_dict(),
+                "cost_usd": round(fin.cost_usd, 8),
+                "duration_ms": int((time.monotonic() - self.started) * 1000),
+                "session_id": self.session_id,
+                "error": fin.error,
+                "permission_denials": self.denials,
+            }
+        )
+
+
+def _tool_result(event: ToolCallFinished) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "type": "tool_result",
+        "id": event.call_id,
+        "name": event.name,
+        "status": event.status,
+        "result": event.result,
+        "duration_ms": event.duration_ms,
+    }
+    if event.diff:
+        obj["diff"] = event.diff
+    return obj
+
+
+def _failed(exc: VibeError) -> TurnFinished:
+    status = {1: "error", 2: "error", 3: "limit", 130: "interrupted"}.get(exc.exit_code, "error")
+    return TurnFinished(status, exc.exit_code, "", 0, Usage(), 0.0, str(exc))
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """Run one headless turn for the parsed `vibe run` arguments; returns the exit code."""
+    output = _Output(args.output)
+    # Until the event loop takes over, SIGTERM behaves like Ctrl-C (result event, exit 130).
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        prompt = _read_prompt(args)
+        from vibe.build import build_run
+
+        run = build_run(args, output.secrets)
+        output.session_id = run.session.id
+        for warning in run.session.warnings:
+            output.note(f"warning: {warning}")
+        return asyncio.run(_drive(run, prompt, output))
+    except VibeError as exc:
+        fin = _failed(exc)
+    except KeyboardInterrupt:
+        fin = _failed(Interrupted("interrupted"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    output.result(fin)
+    return fin.exit_code
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    if args.prompt is not None:
+        prompt = args.prompt
+    elif sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("no prompt: pass it as an argument or pipe it on stdin")
+    else:
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise UsageError("the prompt is empty")
+    return prompt
+
+
+async def _drive(run: Any, prompt: str, output: _Output) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, run.agent.interrupt)
+    try:
+        output.init(run.model.key, run.cwd, list(run.agent.tools))
+        fin: TurnFinished | None = None
+        async for event in run.agent.run(prompt):
+            if isinstance(event, TurnFinished):
+                fin = event
+            else:
+                output.event(event)
+        assert fin is not None  # Agent.run always ends with one TurnFinished
+        output.result(fin)
+        return fin.exit_code
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        run.session.close()
+        try:
+            await run.provider.aclose()
+        except Exception:  # closing must not change the outcome
+            log.debug("provider close failed", exc_info=True)

@@ -1,0 +1,177 @@
+"""Sessions: `$VIBE_HOME/sessions/<id>/` with meta.json (rewritten atomically) and an append-only
+messages.jsonl. Each message is one write() before `append` returns, so a `kill -9` loses at most
+the message in flight; an fsync follows every write on a background thread (power loss)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vibe.config.secrets import redact
+from vibe.errors import UsageError
+from vibe.messages import Message
+
+log = logging.getLogger(__name__)
+# One thread: fsyncs run in order, off the event loop (an fsync can take milliseconds).
+_FSYNC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vibe-fsync")
+
+
+def new_session_id() -> str:
+    """Time-sortable and unique: UTC timestamp, then random hex."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def sessions_dir(home: Path) -> Path:
+    return home / "sessions"
+
+
+@dataclass
+class Session:
+    """One conversation on disk. `messages` excludes the system prompt (rebuilt every run)."""
+
+    id: str
+    path: Path
+    meta: dict[str, Any]
+    messages: list[Message] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    _fd: int | None = field(default=None, repr=False)
+    _pending: Future[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(
+        cls, home: Path, cwd: Path, *, model: str = "", secrets: list[str] | None = None
+    ) -> Session:
+        sid = new_session_id()
+        path = sessions_dir(home) / sid
+        path.mkdir(parents=True, exist_ok=False)
+        now = time.time()
+        meta = {"id": sid, "cwd": str(cwd), "model": model, "created": now, "updated": now}
+        session = cls(sid, path, meta, secrets=list(secrets or []))
+        session.save_meta()
+        return session
+
+    @classmethod
+    def load(cls, path: Path, *, secrets: list[str] | None = None) -> Session:
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"session {path.name} is unreadable: {exc}") from exc
+        session = cls(meta.get("id", path.name), path, meta, secrets=list(secrets or []))
+        session.messages = session._read_messages()
+        return session
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "messages.jsonl"
+
+    def _read_messages(self) -> list[Message]:
+        try:
+            raw = self.log_file.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = raw.split(b"\n")
+        out: list[Message] = []
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(Message.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                where = "last line" if n >= len(lines) - 1 else f"line {n}"
+                warning = f"session {self.id}: skipped a torn {where} of messages.jsonl"
+                self.warnings.append(warning)
+                log.warning(warning)
+        return out
+
+    def append(self, message: Message) -> None:
+        """Add one message: written before returning (survives kill -9), then fsynced."""
+        self.messages.append(message)
+        line = json.dumps(message.to_dict(), ensure_ascii=False)
+        data = redact(line, self.secrets).encode("utf-8") + b"\n"
+        if self._fd is None:
+            # O_APPEND so each message is one write at the end, even after a torn line.
+            self._fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if self._ends_torn():
+                data = b"\n" + data
+        os.write(self._fd, data)
+        self._pending = _FSYNC.submit(os.fsync, self._fd)
+
+    def _ends_torn(self) -> bool:
+        """True when the file ends in a torn line (no newline) that must not swallow ours."""
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return False
+        with open(self.log_file, "rb") as fh:
+            fh.seek(size - 1)
+            return fh.read(1) != b"\n"
+
+    def sync(self) -> None:
+        """Wait until every appended message is on disk."""
+        if self._pending is not None:
+            self._pending.result()
+
+    def close(self) -> None:
+        self.sync()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def save_meta(self, **updates: Any) -> None:
+        """Update meta.json atomically (temp file + rename)."""
+        self.meta.update(updates, updated=time.time())
+        body = redact(json.dumps(self.meta, indent=2, ensure_ascii=False), self.secrets)
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".meta.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path / "meta.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def list_sessions(home: Path) -> list[Path]:
+    """Session folders, newest first (ids sort by time)."""
+    root = sessions_dir(home)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if (p / "meta.json").is_file()), reverse=True)
+
+
+def latest_for(cwd: Path, home: Path, *, secrets: list[str] | None = None) -> Session | None:
+    """The most recent session started in `cwd` (for --continue)."""
+    target = str(cwd.resolve())
+    for path in list_sessions(home):
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if meta.get("cwd") == target:
+            return Session.load(path, secrets=secrets)
+    return None
+
+
+def find(prefix: str, home: Path, *, secrets: list[str] | None = None) -> Session:
+    """The session whose id starts with `prefix` (for --resume); UsageError if none or several."""
+    prefix = prefix.strip()
+    if not prefix or "/" in prefix or prefix.startswith("."):
+        raise UsageError(f"invalid session id {prefix!r}")
+    matches = [p for p in list_sessions(home) if p.name.startswith(prefix)]
+    if not matches:
+        raise UsageError(f"no session matches {prefix!r} in {sessions_dir(home)}")
+    if len(matches) > 1:
+        shown = ", ".join(p.name for p in matches[:5])
+        raise UsageError(f"session id {prefix!r} is ambiguous: {shown}")
+    return Session.load(matches[0], secrets=secrets)
