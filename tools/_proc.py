@@ -96,8 +96,17 @@ class ProcResult:
     duration_s: float
 
 
-def shell_env() -> dict[str, str]:
-    env = dict(os.environ)
+# Model API keys stay out of commands the model runs: `echo $MISTRAL_API_KEY` would put the
+# key into the conversation, the session file and the provider's logs.
+_SECRET_SUFFIXES = ("_API_KEY", "_APIKEY")
+
+
+def shell_env(hidden: frozenset[str] = frozenset()) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in hidden and not k.upper().endswith(_SECRET_SUFFIXES)
+    }
     env.update(NON_INTERACTIVE_ENV)
     return env
 

@@ -173,3 +173,17 @@ async def test_colour_codes_are_stripped_and_signals_reported(tmp_path):
     result = await run(r"printf '\033[31mred\033[0m\n'; kill -9 $$", tmp_path)
     assert result.text.splitlines() == ["red", "[killed by signal 9]"]
     assert os.name == "posix"
+
+
+async def test_api_keys_are_not_visible_to_commands(tmp_path, monkeypatch):
+    from tools.base import ToolContext
+    from tools.bash import BashTool
+
+    monkeypatch.setenv("MISTRAL_API_KEY", "sk-secret-value-123")
+    monkeypatch.setenv("HARMLESS_VAR", "visible")
+    tool = BashTool()
+    result = await tool.run(
+        tool.Args(command="echo key=$MISTRAL_API_KEY var=$HARMLESS_VAR"), ToolContext(cwd=tmp_path)
+    )
+    assert "sk-secret-value-123" not in result.text
+    assert "var=visible" in result.text
