@@ -1,0 +1,105 @@
+"""Pure-torch reference implementations of the engine's fused ops.
+
+They define the semantics every Triton kernel is tested against, and they are what runs on CPU.
+Layouts are documented in `engine.kernels` (the dispatcher).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dim, in fp32, cast back before the weight (HF Mistral order)."""
+    xf = x.float()
+    normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return normed.to(x.dtype) * weight.to(x.dtype)
+
+
+def add_rmsnorm(
+    x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`h = x + residual` (in x's dtype); returns `(rmsnorm(h), h)`."""
+    hidden = x if residual is None else x + residual
+    return rmsnorm(hidden, weight, eps), hidden
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """HF rotate_half RoPE: q [T, Hq, D], k [T, Hkv, D], cos/sin [T, D]; computed in fp32."""
+    c = cos.float()[:, None, :]  # [T, 1, D]
+    s = sin.float()[:, None, :]
+
+    def rotate(x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * c + _rotate_half(xf) * s).to(x.dtype)
+
+    return rotate(q), rotate(k)
+
+
+def kv_cache_write(
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    positions: torch.Tensor,
+) -> None:
+    """In place: `k_cache[positions[t]] = k[t]` (same for v); caches [max_len, Hkv, D]."""
+    k_cache.index_copy_(0, positions, k.to(k_cache.dtype))
+    v_cache.index_copy_(0, positions, v.to(v_cache.dtype))
+
+
+def attention_mask(
+    num_queries: int, length: int, sliding_window: int | None, device: torch.device
+) -> torch.Tensor:
+    """[T, length] bool: query t sits at position `length - T + t` and sees keys j with
+    `j <= pos` and, with a window W, `j > pos - W` (W keys including itself, as in HF Mistral)."""
+    q_pos = torch.arange(length - num_queries, length, device=device)[:, None]
+    k_pos = torch.arange(length, device=device)[None, :]
+    allowed = k_pos <= q_pos
+    if sliding_window is not None:
+        allowed &= k_pos > q_pos - sliding_window
+    return allowed
+
+
+def decode_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: int | torch.Tensor,
+    scale: float,
+    sliding_window: int | None = None,
+) -> torch.Tensor:
+    """Attention of the last T tokens (q [T, Hq, D]) over cache entries [0, length), in fp32.
+
+    The T new tokens' keys/values must already be in the cache at positions length-T .. length-1;
+    they attend causally among themselves. Head h reads KV head h // (Hq // Hkv) (GQA).
+    """
+    num_queries, num_heads, _ = q.shape
+    num_kv = k_cache.shape[1]
+    n = int(length)
+    k = k_cache[:n].float().repeat_interleave(num_heads // num_kv, dim=1)  # [n, Hq, D]
+    v = v_cache[:n].float().repeat_interleave(num_heads // num_kv, dim=1)
+    scores = torch.einsum("thd,nhd->htn", q.float(), k) * scale
+    allowed = attention_mask(num_queries, n, sliding_window, q.device)
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    return torch.einsum("htn,nhd->thd", probs, v).to(q.dtype)
+
+
+def argmax(logits: torch.Tensor) -> torch.Tensor:
+    """Index of the first maximum along the last dim, int64: [V] -> [], [B, V] -> [B]."""
+    return torch.argmax(logits, dim=-1)
+
+
+def sample_from_probs(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Exponential race: `argmax(probs / noise)` in fp32, with noise ~ Exp(1) of probs' shape.
+
+    With noise drawn i.i.d. Exp(1), the result is distributed as Categorical(probs)."""
+    return torch.argmax(probs.float() / noise.float(), dim=-1)
