@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from vibe.agent.tokens import context_info
 from vibe.config.secrets import redact
 from vibe.errors import Interrupted, UsageError, VibeError
 from vibe.events import (
@@ -25,6 +26,7 @@ from vibe.events import (
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
+    UsageUpdated,
 )
 from vibe.messages import Usage
 
@@ -40,6 +42,7 @@ class _Output:
     session_id: str = ""
     started: float = field(default_factory=time.monotonic)
     denials: list[dict[str, Any]] = field(default_factory=list)
+    context: dict[str, Any] | None = None  # the last UsageUpdated: used/threshold tokens
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
 
@@ -96,6 +99,8 @@ class _Output:
                         "tokens_after": event.tokens_after,
                     }
                 )
+            case UsageUpdated():
+                self.context = context_info(event.context_tokens, event.threshold)
             case ErrorEvent(message=msg):
                 if stream:
                     self.line({"type": "error", "message": msg})
@@ -123,6 +128,7 @@ class _Output:
                 "session_id": self.session_id,
                 "error": fin.error,
                 "permission_denials": self.denials,
+                **({"context": self.context} if self.context else {}),
             }
         )
 

@@ -11,13 +11,16 @@ Public API (the TUI and the headless runner code against exactly this):
     agent.set_policy(policy)           # switch permissions (mode switch)
     agent.messages     list[Message], the history incl. the system prompt (read-only for UIs)
     agent.usage        Usage summed over the agent's life; agent.cost_usd (USD, same span)
-    agent.context_tokens   prompt + completion tokens of the last model call
+    agent.context_tokens   context size: the last call's prompt + completion tokens plus an
+                       estimate of the messages added since (vibe.agent.tokens.ContextMeter)
     agent.threshold    model.compact_threshold(); agent.num_turns: model calls so far
+    await agent.compact(focus)   # compact now (TUI /compact); returns the Compacted event
     agent.session_rules    (tool, pattern) pairs allowed "for this session" (approval choice)
 
 Several tool calls of one model turn run concurrently; approvals are asked one at a time.
 Every tool call gets exactly one result, cancelled ones included. Limits are checked before
-each model call, and `_before_query` is the hook where compaction plugs in.
+each model call; `_before_query` compacts the context when it reaches the threshold, and an
+API "context too long" error compacts once and retries once (vibe.agent.compaction).
 """
 
 from __future__ import annotations
@@ -33,13 +36,17 @@ from typing import Any
 
 from tools.base import Tool, ToolContext, ToolError, parse_args, tool_schema
 from tools.permissions import PermissionPolicy, evaluate, session_pattern
+from vibe.agent import continuation
 from vibe.agent.approval import ApprovalRequest, Approver
 from vibe.agent.budget import Budget, Limits, cost_of
+from vibe.agent.compaction import Compactor, retry_after_compaction
 from vibe.agent.history import CANCELLED, repair
+from vibe.agent.tokens import ContextMeter, estimate_text_tokens
 from vibe.config import ModelConfig
 from vibe.errors import LimitReached, VibeError
 from vibe.events import (
     AssistantMessage,
+    Compacted,
     ErrorEvent,
     Event,
     ReasoningDelta,
@@ -90,16 +97,20 @@ class Agent:
         self.provider, self.tools, self.approver = provider, dict(tools), approver
         self.settings, self.session = settings, session
         self.messages: list[Message] = [Message("system", settings.system_prompt)]
-        self.messages += repair([m for m in session.messages if m.role != "system"])
+        # A resumed session's model-facing history starts at its last compaction.
+        saved_history = [m for m in session.messages if m.role != "system"]
+        self.messages += repair(continuation.model_view(saved_history))
         saved = session.meta.get("usage") or {}
         self.usage = Usage(saved.get("prompt_tokens", 0), saved.get("completion_tokens", 0))
         self.cost_usd: float = float(session.meta.get("cost_usd", 0.0))
-        self.context_tokens = 0
         self.threshold = settings.model.compact_threshold()
         self.num_turns = 0
         self.session_rules: list[tuple[str, str]] = []  # (tool, pattern) allowed this session
         self._budget = Budget(settings.limits)
         self._schemas = [tool_schema(t) for t in self.tools.values()]
+        self._meter = ContextMeter(fixed=estimate_text_tokens(json.dumps(self._schemas)))
+        self._just_compacted = False  # no second compaction before a model call
+        self.context_tokens = self._meter.tokens(self.messages)
         self._emit: Callable[[Event], None] = lambda event: None
         self._task: asyncio.Task[None] | None = None
         self._approval_lock = asyncio.Lock()
@@ -150,7 +161,7 @@ class Agent:
                 while True:
                     budget.check()
                     await self._before_query()
-                    reply = await self._query()
+                    reply = await retry_after_compaction(self._query, self._auto_compact)
                     if not reply.tool_calls:
                         break
                     await self._execute(reply.tool_calls)
@@ -186,7 +197,36 @@ class Agent:
         )
 
     async def _before_query(self) -> None:
-        """Hook run before every model call: context compaction (issue 4) plugs in here."""
+        """Before every model call: compact the context when it reached the threshold."""
+        self.context_tokens = self._meter.tokens(self.messages)
+        if self.context_tokens >= self.threshold and not self._just_compacted:
+            await self._auto_compact()
+
+    async def compact(self, focus: str | None = None) -> Compacted:
+        """Summarise the history now and continue from the summary (the TUI's /compact)."""
+        return await self._compact(focus)
+
+    async def _auto_compact(self) -> None:
+        self._emit(await self._compact(None))
+        self._emit(UsageUpdated(self.usage, self.context_tokens, self.threshold, self.cost_usd))
+
+    async def _compact(self, focus: str | None) -> Compacted:
+        model = self.settings.model
+        compactor = Compactor(self.provider, model, self.settings.system_prompt)
+        before = self._meter.tokens(self.messages)
+        result = await compactor.compact(self.messages, focus, tokens_before=before)
+        # The session log keeps the transcript; the continuation marks where the view restarts.
+        self.messages = result.messages
+        self.session.append(result.messages[-1])
+        self._meter.reset()
+        self._just_compacted = True
+        self.context_tokens = self._meter.tokens(self.messages)
+        # The summary call costs tokens and money but is not a turn.
+        cost = cost_of(result.usage, model)
+        self.usage, self.cost_usd = self.usage + result.usage, self.cost_usd + cost
+        self._budget.usage = self._budget.usage + result.usage
+        self._budget.cost_usd += cost
+        return Compacted(before, self.context_tokens, result.summary)
 
     async def _query(self) -> Message:
         """One model call, streamed out as deltas; returns the assistant message."""
@@ -330,7 +370,9 @@ class Agent:
         self._budget.add(usage, cost)
         self.usage = self.usage + usage
         self.cost_usd += cost
-        self.context_tokens = usage.total_tokens
+        self._meter.observe(usage, self.messages)
+        self._just_compacted = False
+        self.context_tokens = self._meter.tokens(self.messages)
         self._emit(UsageUpdated(self.usage, self.context_tokens, self.threshold, self.cost_usd))
 
     def _estimate(self, reply: Message) -> Usage:
