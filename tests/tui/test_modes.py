@@ -1,0 +1,108 @@
+"""Pilot tests of modes and models: Shift+Tab cycling (incl. the model-card mode), /model."""
+
+from __future__ import annotations
+
+from vibe.tui.screens.picker import PickerScreen
+from vibe.tui.widgets.tool_card import ToolCard
+
+from .conftest import CONFIG, scripted_app, type_text, wait_for
+
+MODEL_CARD = """\
+display_name = "Mistral Medium 3.5 (local vLLM)"
+description = "Mistral Medium 3.5 mode using local vLLM"
+safety = "neutral"
+active_model = "mistral-medium-3.5"
+
+[[providers]]
+name = "vllm"
+api_base = "http://127.0.0.1:9/v1"
+api_key_env_var = ""
+backend = "generic"
+api_style = "reasoning"
+
+[[models]]
+name = "mistralai/Mistral-Medium-3.5-128B"
+provider = "vllm"
+alias = "mistral-medium-3.5"
+thinking = "high"
+temperature = 0.7
+auto_compact_threshold = 168000
+
+[tools.bash]
+default_timeout = 1200
+"""
+
+
+def footer(app) -> str:
+    return str(app.footer_bar.render())
+
+
+async def test_shift_tab_cycles_all_modes_and_the_model_card_mode_switches_model(home, workdir):
+    body = CONFIG.format(url="http://127.0.0.1:9/v1").replace('active_model = "fake"\n', "")
+    (home / "config.toml").write_text(
+        MODEL_CARD + body.replace("[[providers]]", "\n[[providers]]", 1)
+    )
+    (home / "agents").mkdir()
+    (home / "agents" / "reviewer.toml").write_text(
+        'display_name = "Reviewer"\nsafety = "safe"\nactive_model = "other"\n'
+    )
+    app, provider = scripted_app(home, workdir, [{"text": "one"}, {"text": "two"}], model="fake")
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None)
+        await app.submit("hello")
+        await wait_for(pilot, lambda: not app.busy and provider.requests)
+        assert provider.requests[0].model == "fake-model"
+        seen = []
+        for _ in range(6):
+            await pilot.press("shift+tab")
+            await wait_for(pilot, lambda: app.runtime.mode.name not in [s[0] for s in seen])
+            seen.append((app.runtime.mode.name, app.runtime.model.key))
+            assert app.runtime.mode.display_name in footer(app)
+            assert app.runtime.model.key in footer(app)
+        assert seen == [
+            ("plan", "fake"),
+            ("accept-edits", "fake"),
+            ("auto-approve", "fake"),
+            ("reviewer", "other"),
+            ("mistral-medium-3-5-local-vllm", "mistral-medium-3.5"),
+            ("default", "mistral-medium-3.5"),
+        ]
+        assert "168.0k tokens" in footer(app)  # the model card's threshold
+        await app.submit("again")
+        await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 2)
+        request = provider.requests[1]
+        assert request.model == "mistralai/Mistral-Medium-3.5-128B" and request.thinking == "high"
+        assert [m.content for m in request.messages[1:]] == ["hello", "one", "again"]
+
+
+async def test_plan_mode_denies_writes_without_asking(home, workdir):
+    write = {"tool_calls": [{"name": "write_file", "arguments": {"path": "x.txt", "content": "x"}}]}
+    app, _ = scripted_app(home, workdir, [write, {"text": "ok"}])
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None)
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: app.runtime.mode.name == "plan")
+        await app.submit("write it")
+        await wait_for(pilot, lambda: not app.busy and len(app.runtime.agent.messages) >= 4)
+        card = next(w for w in app.chat.entries if isinstance(w, ToolCard))
+        assert card.status == "denied" and not (workdir / "x.txt").exists()
+
+
+async def test_model_picker_switches_model_and_keeps_history(home, workdir):
+    app, provider = scripted_app(home, workdir, [{"text": "one"}, {"text": "two"}])
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None)
+        await app.submit("hello")
+        await wait_for(pilot, lambda: not app.busy and provider.requests)
+        await type_text(pilot, "/model")
+        await pilot.press("escape", "enter")  # close the completion menu, then run /model
+        await wait_for(pilot, lambda: isinstance(app.screen, PickerScreen))
+        keys = [key for key, _ in app.screen.items]
+        steps = keys.index("other") - keys.index("fake")
+        await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps), "enter")
+        await wait_for(pilot, lambda: app.runtime.model.key == "other")
+        assert "other" in footer(app)
+        await app.submit("again")
+        await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 2)
+        assert provider.requests[1].model == "other-model"
+        assert [m.content for m in provider.requests[1].messages[1:]] == ["hello", "one", "again"]

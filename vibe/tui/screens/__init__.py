@@ -1,0 +1,1 @@
+"""Modal screens: approval, pickers (model, resume), onboarding, trust, quit confirmation."""
