@@ -1,0 +1,318 @@
+"""EAGLE draft heads: EAGLE-1 (Mistral/vLLM `eagle_linear`/`fc` 2H->H + decoder layers) and
+EAGLE-3 (three target layers fused 3H->H, a 2H-input first layer, own reduced-vocab LM head).
+
+A head shares the target's embedding (and, for EAGLE-1, its LM head). Draft position p holds the
+pair (token p+1, feature of target position p), as in vLLM and llama.cpp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from engine.config import ModelConfig
+from engine.kv_cache import KVCache
+from engine.model import ForwardOutput, Layer, Transformer, rms_norm
+from engine.rope import apply_rope, llama4_query_scale, rope_tables
+
+EAGLE1, EAGLE3 = "eagle1", "eagle3"
+
+
+@dataclass
+class DraftOutput:
+    """logits [T or 1, target vocab] (draft-vocab logits already mapped back for EAGLE-3);
+    hidden [T, H]: the state fed to the next draft step."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Shape and variant of a draft head; `cfg` carries dims, RoPE and vocabulary of the head.
+
+    first_layer_norm: EAGLE-1 heads from the original EAGLE repo drop layer 0's input norm.
+    final_norm: Mistral's heads normalise the last layer's output (the state and LM-head input).
+    target_layers: EAGLE-3 reads the *inputs* of these target layers (vLLM's convention).
+    """
+
+    kind: str
+    cfg: ModelConfig
+    first_layer_norm: bool = True
+    final_norm: bool = True
+    draft_vocab_size: int | None = None
+    target_layers: tuple[int, ...] = ()
+    target_dim: int = 0
+
+
+def default_target_layers(n_layers: int) -> tuple[int, int, int]:
+    """EAGLE-3's (2, L/2, L-3), clamped so small targets still have three valid layers."""
+    return tuple(min(max(i, 1), n_layers - 1) for i in (2, n_layers // 2, n_layers - 3))  # type: ignore[return-value]
+
+
+class EagleHead:
+    """Draft head tensors plus its forward pass; embedding (and EAGLE-1 LM head) are shared."""
+
+    def __init__(self, spec: HeadSpec, target: Transformer) -> None:
+        cfg, dt, dev = spec.cfg, target.dtype, target.device
+        if spec.kind not in (EAGLE1, EAGLE3):
+            raise ValueError(f"unknown EAGLE head kind {spec.kind!r}")
+        self.spec, self.cfg, self.target = spec, cfg, target
+        self.dtype, self.device = dt, dev
+        H, Hkv, D, dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.dim
+        tdim = spec.target_dim or target.cfg.dim
+
+        def empty(*shape: int) -> torch.Tensor:
+            return torch.empty(shape, dtype=dt, device=dev)
+
+        fc_in = 3 * tdim if spec.kind == EAGLE3 else 2 * dim
+        self.fc = empty(dim, fc_in)
+        attn_in = [
+            2 * dim if (spec.kind == EAGLE3 and i == 0) else dim for i in range(cfg.n_layers)
+        ]
+        self.layers = [
+            Layer(
+                attn_norm=empty(dim),
+                wqkv=empty((H + 2 * Hkv) * D, attn_in[i]),
+                wo=empty(dim, H * D),
+                ffn_norm=empty(dim),
+                w13=empty(2 * cfg.hidden_dim, dim),
+                w2=empty(dim, cfg.hidden_dim),
+            )
+            for i in range(cfg.n_layers)
+        ]
+        self.norm = empty(dim)
+        self.embed = target.embed
+        vd = spec.draft_vocab_size or target.cfg.vocab_size
+        # Draft id i is target id i + d2t[i] (the EAGLE-3 / vLLM convention). An EAGLE-1 head may
+        # also carry one: it then drafts over those rows of the shared LM head only (FR-Spec).
+        self.d2t = torch.zeros(vd, dtype=torch.long, device=dev)
+        self.lm_head = target.lm_head
+        if spec.kind == EAGLE3:
+            self.hidden_norm = empty(dim)
+            self.lm_head = empty(vd, dim)
+        cos, sin = rope_tables(cfg, target.max_len)
+        self.cos, self.sin = cos.to(device=dev, dtype=dt), sin.to(device=dev, dtype=dt)
+
+    # -- structure ---------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def capture_layers(self) -> tuple[int, ...]:
+        """Target layers whose outputs the features need (input of layer j = output of j-1)."""
+        return tuple(j - 1 for j in self.spec.target_layers) if self.kind == EAGLE3 else ()
+
+    def target_features(self, out: ForwardOutput) -> torch.Tensor:
+        """Features [T, F] of the target's tokens: final normed hidden (EAGLE-1) or the
+        concatenated captured layers (EAGLE-3, fused by `fc` inside `forward`)."""
+        if self.kind == EAGLE1:
+            return out.hidden
+        return torch.cat([out.layer_hidden[i] for i in self.capture_layers], dim=-1)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The head's own tensors under canonical (HF-style) names; shared ones excluded."""
+        t = {"fc.weight": self.fc, "norm.weight": self.norm}
+        q = self.cfg.n_heads * self.cfg.head_dim
+        kv = self.cfg.n_kv_heads * self.cfg.head_dim
+        hid = self.cfg.hidden_dim
+        for i, lay in enumerate(self.layers):
+            p = f"layers.{i}."
+            t[p + "input_layernorm.weight"] = lay.attn_norm
+            t[p + "self_attn.q_proj.weight"] = lay.wqkv[:q]
+            t[p + "self_attn.k_proj.weight"] = lay.wqkv[q : q + kv]
+            t[p + "self_attn.v_proj.weight"] = lay.wqkv[q + kv :]
+            t[p + "self_attn.o_proj.weight"] = lay.wo
+            t[p + "post_attention_layernorm.weight"] = lay.ffn_norm
+            t[p + "mlp.gate_proj.weight"] = lay.w13[:hid]
+            t[p + "mlp.up_proj.weight"] = lay.w13[hid:]
+            t[p + "mlp.down_proj.weight"] = lay.w2
+        if not self.spec.first_layer_norm:
+            del t["layers.0.input_layernorm.weight"]
+        if not self.spec.final_norm:
+            del t["norm.weight"]
+        if self.kind == EAGLE3:
+            t["layers.0.hidden_norm.weight"] = self.hidden_norm
+            t["lm_head.weight"] = self.lm_head
+        if self.reduced_vocab:
+            t["d2t"] = self.d2t
+        return t
+
+    @property
+    def reduced_vocab(self) -> bool:
+        return self.kind == EAGLE3 or bool(self.spec.draft_vocab_size)
+
+    def prepare(self) -> None:
+        """Call once the weights are in: slices the shared LM head for a reduced EAGLE-1 vocab."""
+        if self.kind == EAGLE1 and self.reduced_vocab:
+            self.lm_head = self.target.lm_head[self.draft_to_target].contiguous()
+
+    def trainable(self) -> list[torch.Tensor]:
+        """Distinct learnable tensors (fused qkv / gate-up once each)."""
+        out = [self.fc, self.norm]
+        for lay in self.layers:
+            out += [lay.attn_norm, lay.wqkv, lay.wo, lay.ffn_norm, lay.w13, lay.w2]
+        if self.kind == EAGLE3:
+            out += [self.hidden_norm, self.lm_head]
+        return out
+
+    def new_cache(self) -> KVCache:
+        c = self.cfg
+        return KVCache(
+            c.n_layers, c.n_kv_heads, self.target.max_len, c.head_dim, self.dtype, self.device
+        )
+
+    # -- forward -----------------------------------------------------------------------------
+
+    def draft_logits(self, state: torch.Tensor) -> torch.Tensor:
+        """Target-vocabulary logits [..., V] for draft states [..., H]."""
+        if self.kind == EAGLE3:
+            state = rms_norm(state, self.norm, self.cfg.norm_eps)
+        logits = F.linear(state, self.lm_head)  # EAGLE-1 states are already post-norm
+        if not self.reduced_vocab:
+            return logits
+        full = logits.new_full((*logits.shape[:-1], self.target.cfg.vocab_size), float("-inf"))
+        full[..., self.draft_to_target] = logits
+        return full
+
+    @property
+    def draft_to_target(self) -> torch.Tensor:
+        return torch.arange(self.d2t.shape[0], device=self.device) + self.d2t
+
+    def run(
+        self,
+        tokens: torch.Tensor,
+        hidden: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache | None,
+        from_target: bool,
+    ) -> torch.Tensor:
+        """Draft states [..., T, H] for tokens [..., T] and features/states [..., T, F].
+
+        With a cache (unbatched), keys/values are written at `positions` and attention sees
+        every cached position; without one (training, [B, T]) attention is plain causal.
+        The returned state is both the LM-head input (after `draft_logits`) and the next step's
+        hidden: post-norm for EAGLE-1 with a final norm, pre-norm for EAGLE-3.
+        """
+        cfg = self.cfg
+        emb = self.embed[tokens]
+        if self.kind == EAGLE3 and from_target:
+            hidden = F.linear(hidden, self.fc)
+        cos = self.cos[positions].unsqueeze(-2)  # [..., T, 1, D]
+        sin = self.sin[positions].unsqueeze(-2)
+        q_scale = llama4_query_scale(cfg, positions)
+        if self.kind == EAGLE1:
+            x = F.linear(torch.cat((emb, hidden), dim=-1), self.fc)
+            for i, lay in enumerate(self.layers):
+                skip = i == 0 and not self.spec.first_layer_norm
+                h = x if skip else rms_norm(x, lay.attn_norm, cfg.norm_eps)
+                x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache)
+            return rms_norm(x, self.norm, cfg.norm_eps) if self.spec.final_norm else x
+        e = rms_norm(emb, self.layers[0].attn_norm, cfg.norm_eps)
+        h0 = torch.cat((e, rms_norm(hidden, self.hidden_norm, cfg.norm_eps)), dim=-1)
+        x = self._block(0, self.layers[0], hidden, h0, positions, cos, sin, q_scale, cache)
+        for i, lay in enumerate(self.layers[1:], start=1):
+            h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
+            x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache)
+        return x
+
+    def _block(
+        self,
+        i: int,
+        lay: Layer,
+        resid: torch.Tensor,
+        h: torch.Tensor,
+        positions: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        q_scale: torch.Tensor | None,
+        cache: KVCache | None,
+    ) -> torch.Tensor:
+        """One pre-norm decoder layer: resid + attn(h), then + SwiGLU(norm(.)), as model.py."""
+        cfg = self.cfg
+        H, Hkv, D = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        lead, T = h.shape[:-2], h.shape[-2]
+        q, k, v = F.linear(h, lay.wqkv).split([H * D, Hkv * D, Hkv * D], dim=-1)
+        q = apply_rope(q.view(*lead, T, H, D), cos, sin)
+        k = apply_rope(k.view(*lead, T, Hkv, D), cos, sin)
+        v = v.view(*lead, T, Hkv, D)
+        if q_scale is not None:
+            q = q * q_scale.to(q.dtype)[..., None, None]
+        q, k, v = q.transpose(-2, -3), k.transpose(-2, -3), v.transpose(-2, -3)  # [.., H, T, D]
+        mask, causal = None, T > 1
+        if cache is not None:
+            start = int(positions[0])
+            end = start + T
+            cache.write(i, start, k.transpose(0, 1), v.transpose(0, 1))
+            k, v = cache.view(i, 0, end)
+            if T > 1 and start > 0:
+                keys = torch.arange(end, device=h.device)[None, :]
+                mask, causal = keys <= positions[:, None], False
+            q, k, v = q[None], k[None], v[None]
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=Hkv != H
+        )
+        if cache is not None:
+            o = o[0]
+        x = resid + F.linear(o.transpose(-2, -3).reshape(*lead, T, H * D), lay.wo)
+        gate, up = F.linear(rms_norm(x, lay.ffn_norm, cfg.norm_eps), lay.w13).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, lay.w2)
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        hidden: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        from_target: bool,
+    ) -> DraftOutput:
+        """Inference step over T pairs at consecutive positions; logits of the last pair only."""
+        if int(positions[-1]) >= cache.max_len:
+            raise ValueError(f"draft positions up to {int(positions[-1])} exceed the cache")
+        state = self.run(tokens, hidden, positions, cache, from_target)
+        cache.length = int(positions[-1]) + 1
+        return DraftOutput(logits=self.draft_logits(state[-1:]), hidden=state)
+
+
+def head_spec_for(
+    target: Transformer,
+    kind: str = EAGLE1,
+    n_layers: int = 1,
+    draft_vocab_size: int | None = None,
+    target_layers: tuple[int, ...] | None = None,
+) -> HeadSpec:
+    """A head shaped like one decoder layer of `target` (the usual EAGLE geometry)."""
+    cfg = replace(target.cfg, n_layers=n_layers, sliding_window=None)
+    layers = () if kind == EAGLE1 else (target_layers or default_target_layers(target.cfg.n_layers))
+    return HeadSpec(
+        kind=kind,
+        cfg=cfg,
+        draft_vocab_size=draft_vocab_size,
+        target_layers=tuple(layers),
+        target_dim=target.cfg.dim,
+    )
+
+
+def random_head(
+    spec: HeadSpec, target: Transformer, seed: int = 0, scale: float = 1.0
+) -> EagleHead:
+    """A head with random weights (tests, and the starting point of training)."""
+    head = EagleHead(spec, target)
+    gen = torch.Generator().manual_seed(seed)
+    for t in head.trainable():
+        if t.dim() == 1:
+            t.copy_(torch.ones(t.shape))
+        else:
+            t.copy_(torch.randn(t.shape, generator=gen) * (scale / t.shape[-1] ** 0.5))
+    if head.reduced_vocab:
+        vd = head.d2t.shape[0]
+        # A random subset of the target vocabulary, in increasing order, as d2t offsets.
+        ids = torch.randperm(target.cfg.vocab_size, generator=gen)[:vd].sort().values
+        head.d2t.copy_(ids.to(head.device) - torch.arange(vd, device=head.device))
+    head.prepare()
+    return head

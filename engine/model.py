@@ -1,0 +1,204 @@
+"""The transformer: RMSNorm, GQA attention over a static KV cache, SwiGLU, fused projections.
+
+Weights live in fused tensors (qkv, gate|up) so each layer runs 4 matmuls; `weight_targets()`
+maps every checkpoint tensor name to its destination rows and a shard function, the single place
+tensor parallelism changes to load one rank's slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from engine.config import ModelConfig
+from engine.kv_cache import KVCache
+from engine.rope import apply_rope, llama4_query_scale, rope_tables
+
+ShardFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _whole(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+@dataclass
+class WeightTarget:
+    """Where a checkpoint tensor goes: `param[rows[0]:rows[1]]` (or all of it) after `shard`."""
+
+    param: torch.Tensor
+    rows: tuple[int, int] | None = None
+    shard: ShardFn = _whole
+
+    def dest(self) -> torch.Tensor:
+        return self.param if self.rows is None else self.param[self.rows[0] : self.rows[1]]
+
+
+@dataclass
+class ForwardOutput:
+    """logits [T or 1, V]; hidden: final normed hidden states [T, dim];
+    layer_hidden: {i: output of layer i [T, dim]} for the requested layers."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+    layer_hidden: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Layer:
+    attn_norm: torch.Tensor  # [dim]
+    wqkv: torch.Tensor  # [(H + 2 Hkv) * D, dim]
+    wo: torch.Tensor  # [dim, H * D]
+    ffn_norm: torch.Tensor  # [dim]
+    w13: torch.Tensor  # [2 * hidden, dim]: gate rows then up rows
+    w2: torch.Tensor  # [dim, hidden]
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm computed in fp32 and cast back, as transformers does."""
+    if x.dtype == torch.float32:  # one fused op; same math as below
+        return F.rms_norm(x, weight.shape, weight, eps)
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+class Transformer:
+    """Decoder-only model; single device. Tensors are allocated empty and filled by the loader."""
+
+    def __init__(
+        self, cfg: ModelConfig, max_len: int, dtype: torch.dtype, device: torch.device
+    ) -> None:
+        self.cfg, self.max_len, self.dtype, self.device = cfg, max_len, dtype, device
+        H, Hkv, D, dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.dim
+
+        def empty(*shape: int) -> torch.Tensor:
+            return torch.empty(shape, dtype=dtype, device=device)
+
+        self.embed = empty(cfg.vocab_size, dim)
+        self.layers = [
+            Layer(
+                attn_norm=empty(dim),
+                wqkv=empty((H + 2 * Hkv) * D, dim),
+                wo=empty(dim, H * D),
+                ffn_norm=empty(dim),
+                w13=empty(2 * cfg.hidden_dim, dim),
+                w2=empty(dim, cfg.hidden_dim),
+            )
+            for _ in range(cfg.n_layers)
+        ]
+        self.norm = empty(dim)
+        self.lm_head = self.embed if cfg.tie_embeddings else empty(cfg.vocab_size, dim)
+        cos, sin = rope_tables(cfg, max_len)
+        self.cos = cos.to(device=device, dtype=dtype)
+        self.sin = sin.to(device=device, dtype=dtype)
+
+    def weight_targets(self) -> dict[str, WeightTarget]:
+        """Canonical (transformers) tensor name -> destination. Tied heads have no entry."""
+        cfg = self.cfg
+        q, kv, hid = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.hidden_dim
+        t = {
+            "model.embed_tokens.weight": WeightTarget(self.embed),
+            "model.norm.weight": WeightTarget(self.norm),
+        }
+        if not cfg.tie_embeddings:
+            t["lm_head.weight"] = WeightTarget(self.lm_head)
+        for i, lay in enumerate(self.layers):
+            p = f"model.layers.{i}."
+            t[p + "input_layernorm.weight"] = WeightTarget(lay.attn_norm)
+            t[p + "self_attn.q_proj.weight"] = WeightTarget(lay.wqkv, (0, q))
+            t[p + "self_attn.k_proj.weight"] = WeightTarget(lay.wqkv, (q, q + kv))
+            t[p + "self_attn.v_proj.weight"] = WeightTarget(lay.wqkv, (q + kv, q + 2 * kv))
+            t[p + "self_attn.o_proj.weight"] = WeightTarget(lay.wo)
+            t[p + "post_attention_layernorm.weight"] = WeightTarget(lay.ffn_norm)
+            t[p + "mlp.gate_proj.weight"] = WeightTarget(lay.w13, (0, hid))
+            t[p + "mlp.up_proj.weight"] = WeightTarget(lay.w13, (hid, 2 * hid))
+            t[p + "mlp.down_proj.weight"] = WeightTarget(lay.w2)
+        return t
+
+    def new_cache(self) -> KVCache:
+        c = self.cfg
+        return KVCache(c.n_layers, c.n_kv_heads, self.max_len, c.head_dim, self.dtype, self.device)
+
+    def _mask(self, positions: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """Boolean mask [T, hi - lo]: causal, plus the sliding window when the model has one."""
+        keys = torch.arange(lo, hi, device=positions.device)[None, :]
+        allowed = keys <= positions[:, None]
+        if self.cfg.sliding_window:
+            allowed &= keys > positions[:, None] - self.cfg.sliding_window
+        return allowed
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        *,
+        all_logits: bool = False,
+        capture_layers: Sequence[int] = (),
+    ) -> ForwardOutput:
+        """Run T new tokens at consecutive `positions` [T], writing their keys/values into
+        `cache`; attention sees every cached position before them. Sets cache.length."""
+        cfg = self.cfg
+        T = input_ids.shape[0]
+        H, Hkv, D = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        start = int(positions[0])
+        end = start + T
+        if end > cache.max_len:
+            raise ValueError(f"positions up to {end} exceed the cache ({cache.max_len})")
+        window = cfg.sliding_window
+        lo = max(0, end - window) if (window and T == 1) else 0
+        # One query attends to everything in [lo, end) without a mask; a first chunk is plain
+        # causal; anything else (chunked prefill, windows) needs an explicit mask.
+        mask = None
+        causal = False
+        if T > 1:
+            if start == 0 and not (window and window < T):
+                causal = True
+            else:
+                mask = self._mask(positions, lo, end)
+        cos = self.cos[positions][:, None, :]  # [T, 1, D]
+        sin = self.sin[positions][:, None, :]
+        q_scale = llama4_query_scale(cfg, positions)
+        if q_scale is not None:
+            q_scale = q_scale.to(self.dtype)[:, None, None]  # [T, 1, 1]
+        wanted = set(capture_layers)
+        captured: dict[int, torch.Tensor] = {}
+
+        x = self.embed[input_ids]  # [T, dim]
+        for i, lay in enumerate(self.layers):
+            h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
+            qkv = F.linear(h, lay.wqkv).view(T, H + 2 * Hkv, D)
+            qk = apply_rope(qkv[:, : H + Hkv], cos, sin)  # one rotation for q and k heads
+            q, k = qk[:, :H], qk[:, H:]
+            if q_scale is not None:
+                q = q * q_scale
+            cache.write(i, start, k, qkv[:, H + Hkv :])
+            keys, values = cache.view(i, lo, end)
+            o = F.scaled_dot_product_attention(
+                q.transpose(0, 1)[None],  # [1, H, T, D]
+                keys[None],
+                values[None],
+                attn_mask=mask,
+                is_causal=causal,
+                enable_gqa=Hkv != H,
+            )
+            x = x + F.linear(o[0].transpose(0, 1).reshape(T, H * D), lay.wo)
+            h = rms_norm(x, lay.ffn_norm, cfg.norm_eps)
+            gate, up = F.linear(h, lay.w13).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, lay.w2)
+            if i in wanted:
+                captured[i] = x
+        cache.length = end
+        hidden = rms_norm(x, self.norm, cfg.norm_eps)
+        logits = F.linear(hidden if all_logits else hidden[-1:], self.lm_head)
+        return ForwardOutput(logits=logits, hidden=hidden, layer_hidden=captured)
+
+    def weight_bytes(self) -> int:
+        """Weight bytes one decode step reads: every layer, the final norm and the whole head
+        (the embedding contributes a single row)."""
+        tensors = [self.norm, self.lm_head] + [t for lay in self.layers for t in vars(lay).values()]
+        return sum(t.numel() * t.element_size() for t in tensors)

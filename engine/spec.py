@@ -1,0 +1,336 @@
+"""Speculative decoding: a drafter proposes K tokens, the target verifies them in one forward pass,
+the longest valid prefix plus one correction/bonus token is kept and both KV caches roll back.
+
+`accept_tokens` is the single accept/reject decision (rank 0 under tensor parallelism): greedy
+keeps drafts equal to the target's argmax; sampling uses rejection sampling (Leviathan et al.
+2023, Chen et al. 2023) on `sampling.probs`, the same processed distribution as plain sampling.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from engine.eagle import EagleHead
+from engine.events import Timings
+from engine.kv_cache import KVCache
+from engine.model import ForwardOutput, Transformer
+from engine.sampling import SamplingParams, probs, sample
+
+PREFILL_CHUNK = 512
+
+
+def rejection_sample(
+    draft_tokens: torch.Tensor,
+    draft_probs: torch.Tensor,
+    target_probs: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vectorised chain verification over B independent rows.
+
+    draft_tokens [B, K], draft_probs q [B, K, V], target_probs p [B, K+1, V] (K >= 1).
+    Draft i is accepted with probability min(1, p(d)/q(d)) while all before it were; the next
+    token comes from normalise(max(0, p - q)) at the first rejection, or from p[K] when all K
+    were accepted. Returns (number accepted [B], next token [B]); the emitted tokens are
+    draft_tokens[:n] followed by next, distributed exactly as sampling p step by step.
+    """
+    B, K = draft_tokens.shape
+    p_d = target_probs[:, :K].gather(-1, draft_tokens[..., None])[..., 0]
+    q_d = draft_probs.gather(-1, draft_tokens[..., None])[..., 0]
+    u = torch.rand((B, K), generator=generator, device=draft_tokens.device)
+    ok = u * q_d < p_d  # u < p/q without dividing by a zero q
+    n = ok.long().cumprod(-1).sum(-1)  # [B]
+    rows = torch.arange(B, device=n.device)
+    p_n = target_probs[rows, n]
+    q_n = draft_probs[rows, n.clamp(max=K - 1)] * (n < K)[:, None]
+    residual = (p_n - q_n).clamp(min=0)
+    mass = residual.sum(-1, keepdim=True)
+    # p == q leaves no residual mass; any rejection is then impossible, so p is only a guard.
+    dist = torch.where(mass > 0, residual / mass.clamp(min=1e-30), p_n)
+    nxt = torch.multinomial(dist, 1, generator=generator)[:, 0]
+    return n, nxt
+
+
+def accept_tokens(
+    draft_tokens: torch.Tensor,
+    draft_probs: torch.Tensor | None,
+    target_logits: torch.Tensor,
+    params: SamplingParams,
+    generator: torch.Generator | None = None,
+    forced_alpha: float | None = None,
+) -> torch.Tensor:
+    """The tokens to emit [n + 1]: n accepted drafts then a correction or bonus token.
+
+    draft_tokens [K], draft_probs [K, V] (None when greedy), target_logits [K+1, V]. With
+    `forced_alpha`, each draft is accepted with that probability regardless of the models
+    (benchmarking the mechanics only: the output is then not the target's distribution).
+    """
+    K = draft_tokens.shape[0]
+    dev = target_logits.device
+    if forced_alpha is not None:
+        ok = torch.rand(K, generator=generator, device=dev) < forced_alpha
+        n = int(ok.long().cumprod(-1).sum())
+        nxt = sample(target_logits[n], params, generator).view(1)
+        return torch.cat((draft_tokens[:n], nxt))
+    if params.greedy:
+        best = target_logits.argmax(-1)  # [K+1]
+        n = int((draft_tokens == best[:K]).long().cumprod(-1).sum())
+        return torch.cat((draft_tokens[:n], best[n : n + 1]))
+    if K == 0:
+        return sample(target_logits[0], params, generator).view(1)
+    if draft_probs is None:
+        raise ValueError("sampled verification needs the draft probabilities")
+    p = probs(target_logits, params)
+    n_t, nxt = rejection_sample(draft_tokens[None], draft_probs[None], p[None], generator)
+    n = int(n_t[0])
+    return torch.cat((draft_tokens[:n], nxt))
+
+
+class Drafter(Protocol):
+    """Proposes draft tokens; owns its KV cache. Features come from the target's forward."""
+
+    capture_layers: tuple[int, ...]
+
+    def features(self, out: ForwardOutput) -> torch.Tensor: ...
+
+    def propose(
+        self,
+        ids: Sequence[int],
+        feats: torch.Tensor,
+        start: int,
+        k: int,
+        params: SamplingParams,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ids: every token so far (the last one not yet run by the target); feats [m, F]: the
+        target's features of positions start .. start+m-1 = len(ids)-2. Returns k draft tokens
+        [k] and, when sampling, their processed distributions [k, V]."""
+        ...
+
+
+def pick(
+    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A draft token [1] and its distribution [V] (None when greedy)."""
+    if params.greedy:
+        return logits.argmax(-1).view(1), None
+    q = probs(logits, params)
+    return torch.multinomial(q, 1, generator=generator), q
+
+
+class EagleDrafter:
+    """Drafts a chain with an EAGLE head: catch up on the verified pairs, then K-1 own steps."""
+
+    def __init__(self, head: EagleHead) -> None:
+        self.head = head
+        self.cache = head.new_cache()
+        self.capture_layers = head.capture_layers
+
+    def features(self, out: ForwardOutput) -> torch.Tensor:
+        return self.head.target_features(out)
+
+    def propose(
+        self,
+        ids: Sequence[int],
+        feats: torch.Tensor,
+        start: int,
+        k: int,
+        params: SamplingParams,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        m = feats.shape[0]
+        if m != len(ids) - 1 - start or self.cache.length < start:
+            raise ValueError("drafter out of step with the target")
+        self.cache.truncate(start)  # drop rows written from the head's own guesses
+        dev = feats.device
+        toks = torch.tensor(ids[start + 1 :], dtype=torch.long, device=dev)
+        out = self.head.forward(
+            toks, feats, torch.arange(start, start + m, device=dev), self.cache, True
+        )
+        tokens, dists = [], []
+        for j in range(k):
+            tok, q = pick(out.logits[-1], params, generator)
+            tokens.append(tok)
+            dists.append(q)
+            if j + 1 < k:
+                pos = torch.tensor([start + m + j], device=dev)
+                out = self.head.forward(tok, out.hidden[-1:], pos, self.cache, False)
+        qs = None if params.greedy else torch.stack(dists)  # type: ignore[arg-type]
+        return torch.cat(tokens), qs
+
+
+@dataclass
+class SpecStats:
+    """Counters of one generation: rounds (target verifications), drafted and accepted tokens,
+    and per draft position i how often it was drafted and accepted."""
+
+    k: int
+    rounds: int = 0
+    emitted: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    drafted_at: list[int] = field(default_factory=list)
+    accepted_at: list[int] = field(default_factory=list)
+    draft_s: float = 0.0
+    verify_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.drafted_at = [0] * self.k
+        self.accepted_at = [0] * self.k
+
+    def record(self, k: int, n: int) -> None:
+        self.rounds += 1
+        self.emitted += n + 1
+        self.drafted += k
+        self.accepted += n
+        for i in range(k):
+            self.drafted_at[i] += 1
+            self.accepted_at[i] += i < n
+
+    @property
+    def mean_accepted_length(self) -> float:
+        """Tokens emitted per target verification (accepted drafts + the bonus/correction)."""
+        return self.emitted / self.rounds if self.rounds else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "num_speculative_tokens": self.k,
+            "rounds": self.rounds,
+            "mean_accepted_length": round(self.mean_accepted_length, 4),
+            "acceptance_rate": round(self.accepted / self.drafted, 4) if self.drafted else 0.0,
+            "per_position_acceptance": [
+                round(a / d, 4) if d else 0.0
+                for a, d in zip(self.accepted_at, self.drafted_at, strict=True)
+            ],
+            "draft_ms": round(self.draft_s * 1000, 3),
+            "verify_ms": round(self.verify_s * 1000, 3),
+        }
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class SpeculativeDecoder:
+    """Draft-then-verify generation over a target model and its KV cache.
+
+    The caller (the Engine) owns the target cache and the list of token ids it holds
+    (`cached_ids`, updated in place); this object owns the drafter and the draft cache, and
+    reuses both across calls up to the longest common prefix, like plain decoding.
+    """
+
+    def __init__(
+        self,
+        target: Transformer,
+        drafter: Drafter,
+        num_speculative_tokens: int,
+        forced_alpha: float | None = None,
+    ) -> None:
+        if num_speculative_tokens < 1:
+            raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}")
+        if forced_alpha is not None and not 0 <= forced_alpha <= 1:
+            raise ValueError(f"the forced acceptance rate must be in [0, 1], got {forced_alpha}")
+        self.target, self.drafter = target, drafter
+        self.k, self.forced_alpha = num_speculative_tokens, forced_alpha
+        self.stats = SpecStats(num_speculative_tokens)
+        self._draft_ids: list[int] = []  # draft pairs 0 .. len-2 are valid for these tokens
+
+    def _forward(
+        self, ids: Sequence[int], start: int, cache: KVCache, all_logits: bool
+    ) -> ForwardOutput:
+        dev = self.target.device
+        x = torch.tensor(list(ids), dtype=torch.long, device=dev)
+        pos = torch.arange(start, start + len(ids), device=dev)
+        return self.target.forward(
+            x, pos, cache, all_logits=all_logits, capture_layers=self.drafter.capture_layers
+        )
+
+    def stream(
+        self,
+        cache: KVCache,
+        cached_ids: list[int],
+        prompt: list[int],
+        params: SamplingParams,
+        max_tokens: int,
+        generator: torch.Generator | None,
+        stop: frozenset[int],
+        timings: Timings,
+    ) -> Iterator[int]:
+        """Yield up to max_tokens sampled ids (the stop token included); fills timings/stats."""
+        self.stats = stats = SpecStats(self.k)
+        t0 = time.perf_counter()
+        valid_pairs = max(0, common_prefix(self._draft_ids, prompt) - 1)
+        reuse = min(common_prefix(cached_ids, prompt), valid_pairs, len(prompt) - 1)
+        cache.truncate(reuse)
+        del cached_ids[reuse:]
+        timings.reused_tokens = reuse
+        feats, out = [], None
+        for lo in range(reuse, len(prompt), PREFILL_CHUNK):
+            chunk = prompt[lo : lo + PREFILL_CHUNK]
+            out = self._forward(chunk, lo, cache, all_logits=False)
+            feats.append(self.drafter.features(out))
+            cached_ids.extend(chunk)
+        assert out is not None  # the prompt is never fully reused
+        timings.prefill_s = time.perf_counter() - t0
+        if max_tokens <= 0:
+            return
+        pending_feats, start = torch.cat(feats), reuse
+        ids = list(prompt)
+        round_out = [int(sample(out.logits[-1], params, generator))]
+        t1 = time.perf_counter()
+        emitted, round_start = 0, cache.length - 1
+        try:
+            while True:
+                for j, tok in enumerate(round_out):
+                    ids.append(tok)
+                    emitted += 1
+                    timings.decode_tokens = emitted
+                    timings.decode_s = time.perf_counter() - t1
+                    yield tok
+                    if tok in stop or emitted >= max_tokens:
+                        # Keep the cache equal to everything emitted but the last token.
+                        keep = round_start + 1 + j
+                        cache.truncate(min(cache.length, keep))
+                        del cached_ids[keep:]
+                        return
+                L = cache.length
+                k = min(self.k, max_tokens - emitted, cache.max_len - L - 1)
+                if k < 0:
+                    return
+                td = time.perf_counter()
+                drafts, q = torch.empty(0, dtype=torch.long, device=self.target.device), None
+                if k > 0:
+                    drafts, q = self.drafter.propose(
+                        ids, pending_feats, start, k, params, generator
+                    )
+                    self._draft_ids = ids[: L + 1]
+                tv = time.perf_counter()
+                out = self._forward([ids[-1], *drafts.tolist()], L, cache, all_logits=True)
+                accepted = accept_tokens(
+                    drafts, q, out.logits, params, generator, self.forced_alpha
+                )
+                n = accepted.shape[0] - 1
+                stats.draft_s += tv - td
+                stats.verify_s += time.perf_counter() - tv
+                stats.record(k, n)
+                cache.truncate(L + n + 1)
+                cached_ids.append(ids[-1])
+                cached_ids.extend(drafts[:n].tolist())
+                new_feats = self.drafter.features(out)[: n + 1]
+                if k > 0:
+                    pending_feats, start = new_feats, L
+                else:
+                    pending_feats = torch.cat((pending_feats, new_feats))
+                round_start = L
+                round_out = accepted.tolist()
+        finally:
+            timings.decode_s = time.perf_counter() - t1

@@ -1,0 +1,167 @@
+"""Weight loading: stream checkpoint tensors (safetensors, Mistral-native) into the model.
+
+Every tensor passes through one function, `load_into`, which renames it to the canonical
+transformers name, dequantises FP8, applies the native RoPE row permutation, shards it and
+checks its shape against the model's destination.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from engine.config import ModelConfig
+from engine.errors import WeightLoadError
+from engine.model import Transformer
+
+_NATIVE_LAYER = {
+    "attention.wq": "self_attn.q_proj",
+    "attention.wk": "self_attn.k_proj",
+    "attention.wv": "self_attn.v_proj",
+    "attention.wo": "self_attn.o_proj",
+    "attention_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "feed_forward.w1": "mlp.gate_proj",
+    "feed_forward.w2": "mlp.down_proj",
+    "feed_forward.w3": "mlp.up_proj",
+}
+_NATIVE_TOP = {
+    "tok_embeddings.weight": "model.embed_tokens.weight",
+    "norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_NATIVE_RE = re.compile(r"layers\.(\d+)\.(.+)\.weight")
+# Names of FP8 scales that accompany `X.weight`, by checkpoint flavour.
+_SCALE_SUFFIXES = ("weight_scale_inv", "weight_scale", "qscale_weight")
+_FP8 = tuple(
+    getattr(torch, n)
+    for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz")
+    if hasattr(torch, n)
+)
+
+
+def canonical_name(name: str, native: bool) -> str | None:
+    """Transformers name for a checkpoint tensor name (HF, Mistral3 or native), None if foreign."""
+    if native:
+        if name in _NATIVE_TOP:
+            return _NATIVE_TOP[name]
+        m = _NATIVE_RE.fullmatch(name)
+        if m and m.group(2) in _NATIVE_LAYER:
+            return f"model.layers.{m.group(1)}.{_NATIVE_LAYER[m.group(2)]}.weight"
+        return None
+    for old, new in (
+        ("model.language_model.", "model."),
+        ("language_model.model.", "model."),
+        ("language_model.lm_head.", "lm_head."),
+    ):
+        if name.startswith(old):
+            return new + name[len(old) :]
+    return name
+
+
+def unpermute_native(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Mistral-native wq/wk rows are interleaved (x0, y0, x1, y1, ...) per head; transformers'
+    rotate-half RoPE expects (x0, x1, ..., y0, y1, ...)."""
+    rows, cols = w.shape
+    return w.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def dequantize_fp8(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """fp32 weight from FP8 values and a per-tensor or per-block [rows/b, cols/b] scale."""
+    w32, s = w.to(torch.float32), scale.to(torch.float32)
+    if s.numel() == 1:
+        return w32 * s.reshape(())
+    if s.dim() == 1 and s.shape[0] == w.shape[0]:
+        return w32 * s[:, None]
+    rb, cb = _block(w.shape[0], s.shape[0]), _block(w.shape[1], s.shape[1])
+    full = s.repeat_interleave(rb, 0)[: w.shape[0]].repeat_interleave(cb, 1)[:, : w.shape[1]]
+    return w32 * full
+
+
+def _block(size: int, blocks: int) -> int:
+    # FP8 checkpoints use 128-wide blocks (the last one may be partial); else the even split.
+    return 128 if -(-size // 128) == blocks else -(-size // blocks)
+
+
+class _SafetensorsSource:
+    """Lazy access to tensors spread over one or more .safetensors files."""
+
+    def __init__(self, files: list[Path]) -> None:
+        from safetensors import safe_open
+
+        self._handles = {}
+        self.where: dict[str, Path] = {}
+        for f in files:
+            try:
+                h = safe_open(str(f), framework="pt", device="cpu")
+            except Exception as exc:  # safetensors raises its own error types
+                raise WeightLoadError(f"cannot open {f}: {exc}") from exc
+            self._handles[f] = h
+            for key in h.keys():  # noqa: SIM118 (safe_open handles are not dicts)
+                self.where[key] = f
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._handles[self.where[key]].get_tensor(key)
+
+
+def safetensors_files(root: Path, stem: str) -> list[Path]:
+    """The shards of `stem` (model / consolidated) in root, via the index json when present."""
+    index = root / f"{stem}.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        return sorted({root / f for f in weight_map.values()})
+    single = root / f"{stem}.safetensors"
+    if single.is_file():
+        return [single]
+    return sorted(root.glob(f"{stem}*.safetensors"))
+
+
+def iter_safetensors(
+    files: list[Path], cfg: ModelConfig, native: bool, wanted: set[str]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(canonical name, dense tensor) for each wanted tensor, read one at a time."""
+    src = _SafetensorsSource(files)
+    for key in src.where:
+        name = canonical_name(key, native)
+        if name is None or name not in wanted:
+            continue
+        t = src.get(key)
+        if t.dtype in _FP8:
+            base = key.removesuffix(".weight")
+            scale_key = next(
+                (f"{base}.{s}" for s in _SCALE_SUFFIXES if f"{base}.{s}" in src.where), None
+            )
+            if scale_key is None:
+                raise WeightLoadError(f"FP8 tensor {key} has no scale tensor next to it")
+            t = dequantize_fp8(t, src.get(scale_key))
+        if native and name.endswith(("q_proj.weight", "k_proj.weight")):
+            heads = cfg.n_heads if name.endswith("q_proj.weight") else cfg.n_kv_heads
+            t = unpermute_native(t, heads)
+        yield name, t
+
+
+def load_into(model: Transformer, tensors: Iterator[tuple[str, torch.Tensor]]) -> None:
+    """Copy every tensor into its destination; raise naming the tensor on any mismatch."""
+    targets = model.weight_targets()
+    seen: set[str] = set()
+    for name, tensor in tensors:
+        target = targets.get(name)
+        if target is None:
+            continue
+        piece = target.shard(tensor)
+        dest = target.dest()
+        if tuple(piece.shape) != tuple(dest.shape):
+            raise WeightLoadError(
+                f"tensor {name} has shape {tuple(piece.shape)}, expected {tuple(dest.shape)}"
+            )
+        dest.copy_(piece)
+        seen.add(name)
+    missing = sorted(set(targets) - seen)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        shape = tuple(targets[missing[0]].dest().shape)
+        raise WeightLoadError(f"missing tensor {missing[0]} with shape {shape}{more}")

@@ -1,0 +1,141 @@
+"""Benchmark EAGLE speculative decoding against the plain engine, in one process.
+
+For each held-out code prompt: decode tokens/s of the engine's normal greedy path and of
+speculative decoding (same model, prompt, length; runs interleaved so machine noise hits both),
+whether the outputs are identical, mean accepted length and per-position acceptance; then a
+synthetic-acceptance sweep (acceptance forced to alpha) charting the mechanical speedup.
+
+    python scripts/bench_spec.py --model smollm2 --draft /tmp/smollm2-eagle --spec-k 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.eagle_io import load_head
+from engine.engine import Engine
+from engine.errors import EngineError
+from engine.events import Timings
+from engine.kv_cache import KVCache
+from engine.sampling import SamplingParams
+from engine.spec import EagleDrafter, SpecStats, SpeculativeDecoder
+
+BENCH_PROMPTS = [
+    "Write a Python function that returns the n-th triangular number.",
+    "Implement a stack-based checker for balanced parentheses in Python.",
+    "Write a Python function that counts the vowels in a string.",
+    "Implement selection sort in Python.",
+    "Write a Python class for a binary tree node with an insert method.",
+    "Write a function that reverses the words in a sentence.",
+    "Write a Python function that computes the factorial of n recursively.",
+    "Write a Python function that checks whether a number is prime.",
+]
+
+
+def plain_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], float]:
+    """The engine's normal greedy path; decode tokens/s after the first (prefill) token."""
+    out = list(engine.generate(ids, n, stop_at_eos=False))
+    t = engine.last_timings
+    return out, (t.decode_tokens - 1) / t.decode_s if t and t.decode_s else 0.0
+
+
+def spec_run(
+    dec: SpeculativeDecoder, cache: KVCache, ids: list[int], n: int
+) -> tuple[list[int], float]:
+    timings = Timings()
+    out = list(dec.stream(cache, [], ids, SamplingParams(), n, None, frozenset(), timings))
+    return out, (timings.decode_tokens - 1) / timings.decode_s if timings.decode_s else 0.0
+
+
+def merge(total: SpecStats, s: SpecStats) -> None:
+    total.rounds += s.rounds
+    total.emitted += s.emitted
+    total.drafted += s.drafted
+    total.accepted += s.accepted
+    total.draft_s += s.draft_s
+    total.verify_s += s.verify_s
+    for i in range(total.k):
+        total.drafted_at[i] += s.drafted_at[i]
+        total.accepted_at[i] += s.accepted_at[i]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--draft", required=True, help="EAGLE head folder")
+    ap.add_argument("--spec-k", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--prompts", type=int, default=len(BENCH_PROMPTS))
+    ap.add_argument(
+        "--alphas", default="0,0.25,0.5,0.75,0.9,1.0", help="synthetic sweep ('' = off)"
+    )
+    ap.add_argument("--sweep-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", dest="json_out", default=None, help="also write results here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        engine = Engine.load(args.model, max_context=1024)
+        head = load_head(args.draft, engine.model)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    dec = SpeculativeDecoder(engine.model, EagleDrafter(head), args.spec_k)
+    total = SpecStats(args.spec_k)
+    rows, same = [], 0
+    prompts = BENCH_PROMPTS[: args.prompts]
+    cache = engine.model.new_cache()
+    spec_run(
+        dec, cache, engine.tokenizer.encode_chat([{"role": "user", "content": "hi"}], None, None), 8
+    )
+    for text in prompts:
+        ids = engine.tokenizer.encode_chat([{"role": "user", "content": text}], None, None)
+        base, base_tps = plain_run(engine, ids, args.max_tokens)
+        spec, spec_tps = spec_run(dec, cache, ids, args.max_tokens)
+        merge(total, dec.stats)
+        same += base == spec
+        rows.append({"prompt": text, "plain_tok_s": round(base_tps, 2), "spec_tok_s": round(spec_tps, 2),
+                     "speedup": round(spec_tps / base_tps, 3) if base_tps else None,
+                     "identical": base == spec, "tau": round(dec.stats.mean_accepted_length, 3)})  # fmt: skip
+        print(f"{base_tps:6.2f} -> {spec_tps:6.2f} tok/s  tau {dec.stats.mean_accepted_length:.2f}  "
+              f"{'same' if base == spec else 'DIFFERENT'}  {text[:50]}", flush=True)  # fmt: skip
+    plain_tps = statistics.mean(r["plain_tok_s"] for r in rows)
+    spec_tps = statistics.mean(r["spec_tok_s"] for r in rows)
+    summary = {"model": args.model, "draft": args.draft, "k": args.spec_k, "max_tokens": args.max_tokens,
+               "threads": torch.get_num_threads(), "plain_tok_s": round(plain_tps, 2),
+               "spec_tok_s": round(spec_tps, 2), "speedup": round(spec_tps / plain_tps, 3),
+               "identical_outputs": f"{same}/{len(rows)}", **total.as_dict()}  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    sweep = []
+    forced_cache = engine.model.new_cache()
+    for a in [float(x) for x in args.alphas.split(",") if x.strip()]:
+        forced = SpeculativeDecoder(engine.model, EagleDrafter(head), args.spec_k, forced_alpha=a)
+        ids = engine.tokenizer.encode_chat([{"role": "user", "content": prompts[0]}], None, None)
+        t0 = time.perf_counter()
+        _, base_tps = plain_run(engine, ids, args.sweep_tokens)
+        _, tps = spec_run(forced, forced_cache, ids, args.sweep_tokens)
+        sweep.append({"alpha": a, "tau": round(forced.stats.mean_accepted_length, 3),
+                      "plain_tok_s": round(base_tps, 2), "spec_tok_s": round(tps, 2),
+                      "speedup": round(tps / base_tps, 3) if base_tps else None})  # fmt: skip
+        bar = "#" * round(20 * tps / base_tps) if base_tps else ""
+        print(f"alpha {a:4.2f} tau {forced.stats.mean_accepted_length:4.2f} "
+              f"speedup {tps / base_tps:5.2f}x {bar}  ({time.perf_counter() - t0:.0f}s)", flush=True)  # fmt: skip
+    if args.json_out:
+        Path(args.json_out).write_text(
+            json.dumps({"summary": summary, "prompts": rows, "sweep": sweep}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""Train an EAGLE-1 draft head for a target model by self-distillation, on CPU or GPU.
+
+Data: the target's own greedy/sampled answers to code prompts (generated with the engine) plus
+Python source from disk, teacher-forced through the target to get its final hidden states.
+Loss (EAGLE): smooth-L1 between the head's and the target's next feature, plus 0.1 x
+cross-entropy against the target's next-token distribution through the shared LM head.
+
+    python scripts/train_eagle.py --target smollm2 --out heads/smollm2-eagle --minutes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.eagle import EAGLE1, EagleHead, head_spec_for
+from engine.eagle_io import save_head
+from engine.engine import Engine
+from engine.errors import EngineError
+from engine.model import Transformer
+
+TRAIN_PROMPTS = [
+    "Write a Python function that checks whether a string is a palindrome.",
+    "Write a Python class for a stack with push, pop and peek.",
+    "Implement binary search in Python.",
+    "Write a function that merges two sorted lists.",
+    "Write a Python script that counts word frequencies in a text file.",
+    "Implement quicksort in Python.",
+    "Write a function to compute the nth Fibonacci number iteratively.",
+    "Write a Python function that flattens a nested list.",
+    "Implement a simple LRU cache class in Python.",
+    "Write a function that validates an email address with a regular expression.",
+    "Write a JavaScript function that debounces another function.",
+    "Write a Python function that reads a CSV file and returns a list of dicts.",
+    "Implement a breadth-first search on a graph given as an adjacency list.",
+    "Write a Python function that returns the prime numbers below n.",
+    "Write a SQL query that finds the second highest salary in an employees table.",
+    "Write a Python decorator that times a function call.",
+    "Implement a queue using two stacks in Python.",
+    "Write a bash script that renames all .txt files in a folder to .md.",
+    "Write a Python function that converts a Roman numeral to an integer.",
+    "Implement matrix multiplication in Python without numpy.",
+    "Write a Python function that removes duplicates from a list while keeping order.",
+    "Write a class representing a bank account with deposit and withdraw methods.",
+    "Write a function that computes the greatest common divisor of two numbers.",
+    "Write a Python generator that yields the lines of a file in reverse order.",
+    "Implement depth-first search recursively in Python.",
+    "Write a function that parses a query string into a dictionary.",
+    "Write a Python function to transpose a matrix.",
+    "Write a unit test with pytest for a function that adds two numbers.",
+    "Implement insertion sort in Python and explain its complexity.",
+    "Write a function that finds the longest common prefix of a list of strings.",
+    "Write a Rust function that sums a vector of integers.",
+    "Write a Python dataclass for a 2D point with a distance method.",
+]
+
+
+def code_prompt_ids(engine: Engine, text: str) -> list[int]:
+    return engine.tokenizer.encode_chat([{"role": "user", "content": text}], None, None)
+
+
+def generate_data(engine: Engine, seconds: float, max_tokens: int, seed: int) -> list[list[int]]:
+    """The target's answers to the training prompts (greedy first, then sampled) until time's up."""
+    seqs: list[list[int]] = []
+    deadline = time.monotonic() + seconds
+    rounds = [(p, 0.0) for p in TRAIN_PROMPTS] + [(p, 0.7) for p in TRAIN_PROMPTS]
+    for i, (prompt, temp) in enumerate(rounds):
+        if time.monotonic() > deadline:
+            break
+        ids = code_prompt_ids(engine, prompt)
+        out: list[int] = []
+        for tok in engine.generate(ids, max_tokens, temperature=temp, seed=seed + i):
+            out.append(tok)
+            if time.monotonic() > deadline + 30:
+                break
+        seqs.append(ids + out)
+        print(f"  generated {len(out)} tokens for prompt {i} (t={temp})", flush=True)
+    return seqs
+
+
+def corpus_data(engine: Engine, root: Path, n_tokens: int, seq: int, seed: int) -> list[list[int]]:
+    """Chunks of `seq` tokens of Python source under root, until n_tokens."""
+    files = sorted(root.rglob("*.py"))
+    random.Random(seed).shuffle(files)
+    seqs: list[list[int]] = []
+    total = 0
+    for f in files:
+        if total >= n_tokens:
+            break
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        ids = engine.tokenizer.encode(text)
+        for lo in range(0, len(ids) - 32, seq):
+            seqs.append(ids[lo : lo + seq])
+            total += len(seqs[-1])
+    return seqs
+
+
+def featurize(
+    model: Transformer, seqs: list[list[int]], seq: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(tokens [n], final normed hidden [n, H]) per sequence, cut to `seq` tokens."""
+    cache = model.new_cache()
+    out = []
+    for ids in seqs:
+        for lo in range(0, len(ids), seq):
+            chunk = ids[lo : lo + seq]
+            if len(chunk) < 16:
+                continue
+            cache.truncate(0)
+            t = torch.tensor(chunk, device=model.device)
+            hidden = model.forward(t, torch.arange(len(chunk), device=model.device), cache).hidden
+            out.append((t.clone(), hidden.float().clone()))
+    return out
+
+
+def draft_vocabulary(
+    data: list[tuple[torch.Tensor, torch.Tensor]], vocab: int, size: int
+) -> torch.Tensor:
+    """The `size` most frequent tokens of the data (then the lowest ids), sorted ascending."""
+    counts = torch.zeros(vocab)
+    for toks, _ in data:
+        counts += torch.bincount(toks.cpu(), minlength=vocab).float()
+    counts += torch.linspace(1e-3, 0, vocab)  # ties: prefer low ids (frequent BPE merges)
+    return counts.topk(min(size, vocab)).indices.sort().values
+
+
+def init_from_target(head: EagleHead, target: Transformer, seed: int) -> None:
+    """Warm start: fc passes the feature through, layers read like the target's last layer but
+    their residual branches start at zero, so the first prediction is the current feature."""
+    gen = torch.Generator().manual_seed(seed)
+    src = target.layers[-1]
+    for lay in head.layers:
+        for name in ("attn_norm", "wqkv", "ffn_norm", "w13"):
+            getattr(lay, name).copy_(getattr(src, name))
+        lay.wo.zero_()
+        lay.w2.zero_()
+    dim = head.cfg.dim
+    head.fc.copy_(torch.randn(head.fc.shape, generator=gen) * (0.02 / dim**0.5))
+    head.fc[:, dim:] += torch.eye(dim)
+    head.norm.copy_(target.norm)
+
+
+def batch(data, B: int, T: int, rng: random.Random, dev: torch.device):
+    """B windows of up to T pairs: tokens p+1, features p, next features p+1, positions p, and a
+    validity mask [B, T] for windows of short sequences (zero-padded)."""
+    toks, feats, nxt, pos, mask = [], [], [], [], []
+    for _ in range(B):
+        t, h = data[rng.randrange(len(data))]
+        n = min(T, len(t) - 1)
+        s = rng.randrange(0, len(t) - n)
+        pad = T - n
+        toks.append(F.pad(t[s + 1 : s + n + 1], (0, pad)))
+        feats.append(F.pad(h[s : s + n], (0, 0, 0, pad)))
+        nxt.append(F.pad(h[s + 1 : s + n + 1], (0, 0, 0, pad)))
+        pos.append(torch.arange(s, s + T).clamp(max=s + n - 1))
+        mask.append(torch.arange(T) < n)
+    return tuple(torch.stack(x).to(dev) for x in (toks, feats, nxt, pos, mask))
+
+
+def losses(head: EagleHead, lm_head: torch.Tensor, b, ce_positions: int, noise: float, gen):
+    """(smooth-L1 on features, soft cross-entropy, top-1 agreement) over the valid pairs."""
+    toks, feats, nxt, pos, mask = b
+    if noise:
+        feats = feats + noise * torch.randn(feats.shape, generator=gen).to(feats.device)
+    state = head.run(toks, feats, pos, None, from_target=True)  # [B, T, H]
+    valid = mask.reshape(-1).nonzero().squeeze(-1)
+    flat_s = state.reshape(-1, state.shape[-1])[valid]
+    flat_n = nxt.reshape(-1, nxt.shape[-1])[valid]
+    reg = F.smooth_l1_loss(flat_s, flat_n)
+    idx = torch.randperm(flat_s.shape[0], generator=gen)[:ce_positions].to(flat_s.device)
+    with torch.no_grad():
+        p = F.softmax(F.linear(flat_n[idx], lm_head), dim=-1)
+    logq = F.log_softmax(F.linear(flat_s[idx], lm_head), dim=-1)
+    ce = -(p * logq).sum(-1).mean()
+    acc = (logq.argmax(-1) == p.argmax(-1)).float().mean()
+    return reg, ce, acc
+
+
+def held_accuracy(head: EagleHead, lm_head: torch.Tensor, held_b) -> float:
+    with torch.no_grad():
+        return float(losses(head, lm_head, held_b, 4096, 0.0, torch.Generator().manual_seed(0))[2])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", default="smollm2", help="checkpoint path or alias")
+    ap.add_argument("--out", required=True, help="folder to write the head into")
+    ap.add_argument("--minutes", type=float, default=20.0, help="total time budget")
+    ap.add_argument("--gen-minutes", type=float, default=6.0, help="of which: self-generation")
+    ap.add_argument("--gen-tokens", type=int, default=192, help="max tokens per answer")
+    ap.add_argument("--corpus", default=sysconfig.get_paths()["stdlib"], help="Python source dir")
+    ap.add_argument("--corpus-tokens", type=int, default=25000)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--draft-vocab", type=int, default=8192, help="0: the full vocabulary")
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--noise", type=float, default=0.05)
+    ap.add_argument("--ce-positions", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t_start = time.monotonic()
+    deadline = t_start + args.minutes * 60
+    try:
+        engine = Engine.load(args.target, device=args.device, max_context=2048)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    target = engine.model
+    print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
+    seqs = generate_data(engine, args.gen_minutes * 60, args.gen_tokens, args.seed)
+    gen_tokens = sum(len(s) for s in seqs)
+    corpus = corpus_data(engine, Path(args.corpus), args.corpus_tokens, args.seq, args.seed)
+    print(
+        f"data: {len(seqs)} generated ({gen_tokens} tok), {len(corpus)} corpus chunks", flush=True
+    )
+    data = featurize(target, seqs + corpus, args.seq)
+    rng = random.Random(args.seed)
+    rng.shuffle(data)
+    held = data[: max(2, len(data) // 20)]
+    train = data[len(held) :]
+    n_tok = sum(len(t) for t, _ in train)
+    print(f"features: {len(train)} train seqs ({n_tok} tok), {len(held)} held out; "
+          f"{time.monotonic() - t_start:.0f}s elapsed", flush=True)  # fmt: skip
+
+    vd = args.draft_vocab if 0 < args.draft_vocab < target.cfg.vocab_size else None
+    spec = head_spec_for(target, EAGLE1, n_layers=args.layers, draft_vocab_size=vd)
+    head = EagleHead(spec, target)
+    init_from_target(head, target, args.seed)
+    if vd:
+        ids = draft_vocabulary(train, target.cfg.vocab_size, vd).to(target.device)
+        head.d2t.copy_(ids - torch.arange(vd, device=target.device))
+    params = head.trainable()
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed)
+    lm_head = target.lm_head
+    train_start = time.monotonic()
+    step, last_log = 0, 0.0
+    held_b = batch(held, 8, args.seq, random.Random(1), target.device)
+    while time.monotonic() < deadline:
+        frac = (time.monotonic() - train_start) / max(deadline - train_start, 1)
+        lr = (
+            args.lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        )
+        for g in opt.param_groups:
+            g["lr"] = lr
+        b = batch(train, args.batch, args.seq, rng, target.device)
+        reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen)
+        loss = reg + 0.1 * ce
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        opt.step()
+        step += 1
+        if time.monotonic() - last_log > 60 or time.monotonic() >= deadline:
+            last_log = time.monotonic()
+            hacc = held_accuracy(head, lm_head, held_b)
+            print(f"step {step} lr {lr:.2e} reg {reg.item():.4f} ce {ce.item():.3f} "
+                  f"train-acc {acc.item():.3f} held-acc {hacc:.3f} "
+                  f"{time.monotonic() - t_start:.0f}s", flush=True)  # fmt: skip
+    for p in params:
+        p.requires_grad_(False)
+    hacc = held_accuracy(head, lm_head, held_b)
+    meta = {"target": str(args.target), "steps": step, "train_tokens": n_tok,
+            "generated_tokens": gen_tokens, "held_out_top1": round(float(hacc), 4),
+            "minutes": round((time.monotonic() - t_start) / 60, 1)}  # fmt: skip
+    head.prepare()
+    out = save_head(head, args.out, meta)
+    print(f"saved {out} ({meta})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
