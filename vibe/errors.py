@@ -4,7 +4,8 @@ VibeError (exit 1)
 ├── ConfigError          bad or missing configuration (file, key path, expectation)
 ├── UsageError           bad command-line usage
 ├── ProviderError (2)    the model or its API failed after retries
-│   └── ContextTooLongError   the request exceeded the model's context window
+│   ├── ContextTooLongError   the request exceeded the model's context window
+│   └── CompactionError       compaction failed twice (circuit breaker) or gave no summary
 ├── LimitReached (3)     a --max-* or --time-limit budget was exhausted
 └── Interrupted (130)    SIGINT / SIGTERM / Esc
 """
@@ -63,6 +64,10 @@ class ProviderError(VibeError):
 
 class ContextTooLongError(ProviderError):
     """Raised when the provider rejects a request for exceeding the context window."""
+
+
+class CompactionError(ProviderError):
+    """Raised when the summary request fails twice (circuit breaker) or returns no summary."""
 
 
 class LimitReached(VibeError):

@@ -16,7 +16,7 @@ from typing import TypeVar
 from vibe.agent import continuation
 from vibe.agent.tokens import TextCounter, estimate_text_tokens, estimate_tokens
 from vibe.config.schema import ModelConfig
-from vibe.errors import ContextTooLongError, ProviderError
+from vibe.errors import CompactionError, ContextTooLongError
 from vibe.events import Compacted
 from vibe.messages import Message, Usage
 from vibe.providers.base import ChatRequest, Provider, collect
@@ -29,10 +29,6 @@ SYSTEM = "You write precise hand-over summaries of coding-agent sessions. You ne
 DROPPED = "[output dropped to fit the summary request]"
 
 T = TypeVar("T")
-
-
-class CompactionError(ProviderError):
-    """Raised when the summary request fails twice (circuit breaker) or returns no summary."""
 
 
 @dataclass(frozen=True)
