@@ -29,6 +29,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: per device)")
     p.add_argument("--max-context", type=int, default=None, help="KV cache length in tokens")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (not supported yet)")
     p.add_argument("--draft", default=None, help="EAGLE draft head (not supported yet)")
     p.add_argument(
@@ -71,8 +72,14 @@ def _load(args: argparse.Namespace) -> Any:
         raise NotSupportedYet("--tp is not supported yet")
     if args.draft is not None or args.spec_k is not None:
         raise NotSupportedYet("--draft/--spec-k (speculative decoding) are not supported yet")
+    import torch
+
     from engine.engine import Engine
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise _UsageError("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
     return Engine.load(
         args.model, device=args.device, dtype=args.dtype, max_context=args.max_context
     )

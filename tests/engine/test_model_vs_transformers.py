@@ -107,3 +107,17 @@ def test_forward_returns_hidden_states_of_requested_layers(tiny_dir, prompt_ids)
         ref = ref_model(torch.tensor([ids]), output_hidden_states=True).hidden_states
     torch.testing.assert_close(out.layer_hidden[0], ref[1][0], atol=ATOL, rtol=0)
     torch.testing.assert_close(out.hidden, ref[-1][0], atol=ATOL, rtol=0)
+
+
+def test_bfloat16_runs_close_to_transformers_bfloat16(tiny_dir, prompt_ids):
+    import copy
+
+    ref_model, path = tiny_dir("ministral3")
+    ids = prompt_ids(24)
+    ref16 = copy.deepcopy(ref_model).to(torch.bfloat16)
+    m = load_model(resolve(path), device="cpu", dtype="bfloat16", max_context=64)
+    got = m.forward(torch.tensor(ids), torch.arange(24), m.new_cache(), all_logits=True).logits
+    assert got.dtype == torch.bfloat16
+    ref = reference_logits(ref16, ids)
+    scale = ref.float().abs().max()
+    assert (got.float() - ref.float()).abs().max() < 0.05 * scale
