@@ -33,8 +33,9 @@ def make_provider(model: ModelConfig, provider: ProviderConfig, loaded: LoadedCo
         )
     api_key = loaded.api_key(provider)
     if provider.api_key_env_var and not api_key:
+        source = loaded.config_file if loaded.config_file.is_file() else "built-in provider"
         raise ConfigError(
-            str(loaded.config_file),
+            str(source),
             f"{key_path}.api_key_env_var",
             f"environment variable {provider.api_key_env_var} is not set; "
             f"export it or put it in {_tilde(loaded.env_file)}",
