@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from engine.errors import EngineError, NotSupportedYet
+from engine.errors import EngineError
 
 
 class _UsageError(Exception):
@@ -30,10 +30,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: per device)")
     p.add_argument("--max-context", type=int, default=None, help="KV cache length in tokens")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (not supported yet)")
-    p.add_argument("--draft", default=None, help="EAGLE draft head (not supported yet)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (GPUs; CPU: processes)")
+    p.add_argument("--draft", default=None, help="EAGLE draft head folder (speculative decoding)")
     p.add_argument(
-        "--spec-k", type=int, default=None, help="speculative tokens (not supported yet)"
+        "--spec-k", type=int, default=None, help="draft tokens per step with --draft (default 4)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=int, default=256)
     bench.add_argument("--max-tokens", type=int, default=64)
     bench.add_argument("--repeat", type=int, default=2, help="runs; the best is reported")
+    bench.add_argument(
+        "--spec-alpha",
+        type=float,
+        default=None,
+        help="with --draft: force this acceptance rate (measures mechanics; output not exact)",
+    )
     return parser
 
 
@@ -68,10 +74,10 @@ def _parse_ids(text: str) -> list[int]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    if args.tp != 1:
-        raise NotSupportedYet("--tp is not supported yet")
-    if args.draft is not None or args.spec_k is not None:
-        raise NotSupportedYet("--draft/--spec-k (speculative decoding) are not supported yet")
+    if args.tp < 1:
+        raise _UsageError("--tp must be >= 1")
+    if args.spec_k is not None and (args.draft is None or args.spec_k < 1):
+        raise _UsageError("--spec-k needs --draft and must be >= 1")
     import torch
 
     from engine.engine import Engine
@@ -81,7 +87,13 @@ def _load(args: argparse.Namespace) -> Any:
             raise _UsageError("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     return Engine.load(
-        args.model, device=args.device, dtype=args.dtype, max_context=args.max_context
+        args.model,
+        tp=args.tp,
+        draft=args.draft,
+        device=args.device,
+        dtype=args.dtype,
+        max_context=args.max_context,
+        spec_k=args.spec_k,
     )
 
 
@@ -116,6 +128,8 @@ def _generate(args: argparse.Namespace) -> int:
             "text": tok.decode(out),
             "timings": timings,
         }
+        if eng.spec is not None:
+            result["speculative"] = eng.spec.stats.as_dict()
         print(json.dumps(result, ensure_ascii=False))
     else:
         print()
@@ -131,7 +145,11 @@ def _generate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.prompt_tokens < 1 or args.max_tokens < 1 or args.repeat < 1:
         raise _UsageError("--prompt-tokens, --max-tokens and --repeat must be >= 1")
+    if args.spec_alpha is not None and (args.draft is None or not 0 <= args.spec_alpha <= 1):
+        raise _UsageError("--spec-alpha needs --draft and must be in [0, 1]")
     eng = _load(args)
+    if eng.spec is not None:
+        eng.spec.forced_alpha = args.spec_alpha
     if args.prompt_tokens + args.max_tokens >= eng.context_length:
         raise _UsageError(f"prompt + generated tokens must stay below {eng.context_length}")
     base = eng.tokenizer.encode("The quick brown fox jumps over the lazy dog. " * 8)
@@ -165,6 +183,8 @@ def _bench(args: argparse.Namespace) -> int:
         "prefill_tok_s": round(best["prefill_tok_s"], 2),
         "decode_tok_s": round(best["decode_tok_s"], 2),
     }
+    if eng.spec is not None:
+        result.update(_plain_decode(eng, prompt, args, best["decode_tok_s"]))
     print(
         json.dumps(result)
         if args.json
@@ -172,6 +192,28 @@ def _bench(args: argparse.Namespace) -> int:
     )
     eng.close()
     return 0
+
+
+def _plain_decode(
+    eng: Any, prompt: list[int], args: argparse.Namespace, spec_tps: float
+) -> dict[str, Any]:
+    """The same bench without the draft head, plus the speculative statistics."""
+    spec, eng.spec = eng.spec, None
+    stats = spec.stats.as_dict()
+    plain = 0.0
+    try:
+        for _ in range(args.repeat):
+            eng.cache.truncate(0)
+            eng._cached_ids = []
+            sum(1 for _ in eng.generate(prompt, args.max_tokens, stop_at_eos=False))
+            plain = max(plain, eng.last_timings.decode_tok_s)
+    finally:
+        eng.spec = spec
+    return {
+        "plain_decode_tok_s": round(plain, 2),
+        "speedup": round(spec_tps / plain, 3) if plain else None,
+        "speculative": stats,
+    }
 
 
 def main(argv: list[str]) -> int:

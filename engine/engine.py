@@ -17,12 +17,12 @@ from engine.errors import (
     ContextLengthError,
     EngineBusyError,
     EngineOutOfMemory,
-    NotSupportedYet,
 )
 from engine.events import ChatEvent, Finished, Timings, Usage
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.sampling import SamplingParams, sample
+from engine.spec import SpeculativeDecoder
 from engine.tokenizer import ChatTokenizer, load_tokenizer
 from engine.weights import load_into
 
@@ -79,8 +79,10 @@ def load_model(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     max_context: int | None = None,
+    tp: int = 1,
 ) -> Transformer:
-    """Allocate the model on the chosen device and stream the checkpoint's weights into it."""
+    """Allocate the model on the chosen device and stream the checkpoint's weights into it;
+    with tp > 1, rank 0's shard here and ranks 1..tp-1 in worker processes."""
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     limit = 32768 if dev.type == "cuda" else 8192
@@ -88,6 +90,10 @@ def load_model(
     if max_len < 2:
         raise BadRequestError(f"max_context must be at least 2, got {max_len}")
     with _oom_as_engine_error():
+        if tp > 1:
+            from engine.parallel.workers import load_parallel
+
+            return load_parallel(ckpt, tp, dev, dt, max_len)
         model = Transformer(ckpt.config, max_len, dt, dev)
         load_into(model, ckpt.tensors(set(model.weight_targets())))
     return model
@@ -105,9 +111,14 @@ class Engine:
     """A loaded model with its tokenizer and one KV cache (one conversation at a time)."""
 
     def __init__(
-        self, checkpoint: Checkpoint, model: Transformer, tokenizer: ChatTokenizer
+        self,
+        checkpoint: Checkpoint,
+        model: Transformer,
+        tokenizer: ChatTokenizer,
+        spec: SpeculativeDecoder | None = None,
     ) -> None:
         self.checkpoint = checkpoint
+        self.spec = spec  # EAGLE speculative decoding when a draft head is loaded
         self.model = model
         self.tokenizer = tokenizer
         self.cache = model.new_cache()
@@ -126,16 +137,26 @@ class Engine:
         max_context: int | None = None,
         spec_k: int | None = None,
     ) -> Engine:
-        """Load a checkpoint folder, .gguf file or alias ("smollm2"). `tp`, `draft` and `spec_k`
-        are reserved for tensor parallelism and EAGLE speculative decoding."""
-        if tp != 1:
-            raise NotSupportedYet("tensor parallelism (tp > 1) is not supported yet")
-        if draft is not None or spec_k is not None:
-            raise NotSupportedYet("speculative decoding (a draft model) is not supported yet")
+        """Load a checkpoint folder, .gguf file or alias ("smollm2"), sharded over `tp` devices
+        (processes on CPU). `draft`: an EAGLE head folder drafting `spec_k` tokens (default 4)
+        per target forward pass (speculative decoding, same output)."""
+        if tp < 1:
+            raise BadRequestError(f"tensor_parallel_size must be >= 1, got {tp}")
+        if spec_k is not None and (draft is None or spec_k < 1):
+            raise BadRequestError("spec_k needs a draft head and must be >= 1")
         ckpt = resolve(path)
         tokenizer = load_tokenizer(ckpt.root, ckpt.gguf, ckpt.config.eos_token_ids)
-        model = load_model(ckpt, device, dtype, max_context)
-        return cls(ckpt, model, tokenizer)
+        model = load_model(ckpt, device, dtype, max_context, tp)
+        spec = None
+        if draft is not None:
+            from engine.eagle_io import load_head
+            from engine.parallel.workers import draft_target
+            from engine.spec import EagleDrafter
+
+            # Under TP the head drafts on rank 0 against a full-vocabulary view of the target.
+            head = load_head(draft, draft_target(model, ckpt))
+            spec = SpeculativeDecoder(model, EagleDrafter(head), spec_k or 4)
+        return cls(ckpt, model, tokenizer, spec)
 
     @property
     def context_length(self) -> int:
@@ -144,6 +165,9 @@ class Engine:
     def close(self) -> None:
         """Drop the weights and cache so their memory can be freed."""
         self._cached_ids = []
+        self.spec = None
+        if self.model is not None and hasattr(self.model, "shutdown"):
+            self.model.shutdown()  # tensor parallel: stop the worker processes
         self.model = None  # type: ignore[assignment]
         self.cache = None  # type: ignore[assignment]
         if torch.cuda.is_available():
@@ -232,6 +256,11 @@ class Engine:
             self.last_timings = timings
             gen = torch.Generator(device=self.model.device)
             gen.manual_seed(seed) if seed is not None else gen.seed()
+            if self.spec is not None:
+                yield from self.spec.stream(
+                    self.cache, self._cached_ids, prompt, params, max_tokens, gen, stop, timings
+                )
+                return
             t0 = time.perf_counter()
             logits = self._prefill(prompt, timings)
             timings.prefill_s = time.perf_counter() - t0

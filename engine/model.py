@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
+from engine.parallel.shard import SINGLE, TPContext
 from engine.rope import apply_rope, llama4_query_scale, rope_tables
 
 ShardFn = Callable[[torch.Tensor], torch.Tensor]
@@ -66,39 +67,47 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class Transformer:
-    """Decoder-only model; single device. Tensors are allocated empty and filled by the loader."""
+    """Decoder-only model, whole or one tensor-parallel rank's shard (`tp`). Tensors are
+    allocated empty and filled by the loader; `local` has this rank's head/FFN/vocab sizes."""
 
     def __init__(
-        self, cfg: ModelConfig, max_len: int, dtype: torch.dtype, device: torch.device
+        self,
+        cfg: ModelConfig,
+        max_len: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        tp: TPContext = SINGLE,
     ) -> None:
         self.cfg, self.max_len, self.dtype, self.device = cfg, max_len, dtype, device
-        H, Hkv, D, dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.dim
+        self.tp, self.local = tp, tp.local_config(cfg)
+        lc = self.local
+        H, Hkv, D, dim = lc.n_heads, lc.n_kv_heads, cfg.head_dim, cfg.dim
 
         def empty(*shape: int) -> torch.Tensor:
             return torch.empty(shape, dtype=dtype, device=device)
 
-        self.embed = empty(cfg.vocab_size, dim)
+        self.embed = empty(lc.vocab_size, dim)
         self.layers = [
             Layer(
                 attn_norm=empty(dim),
                 wqkv=empty((H + 2 * Hkv) * D, dim),
                 wo=empty(dim, H * D),
                 ffn_norm=empty(dim),
-                w13=empty(2 * cfg.hidden_dim, dim),
-                w2=empty(dim, cfg.hidden_dim),
+                w13=empty(2 * lc.hidden_dim, dim),
+                w2=empty(dim, lc.hidden_dim),
             )
             for _ in range(cfg.n_layers)
         ]
         self.norm = empty(dim)
-        self.lm_head = self.embed if cfg.tie_embeddings else empty(cfg.vocab_size, dim)
+        self.lm_head = self.embed if cfg.tie_embeddings else empty(lc.vocab_size, dim)
         cos, sin = rope_tables(cfg, max_len)
         self.cos = cos.to(device=device, dtype=dtype)
         self.sin = sin.to(device=device, dtype=dtype)
 
     def weight_targets(self) -> dict[str, WeightTarget]:
         """Canonical (transformers) tensor name -> destination. Tied heads have no entry."""
-        cfg = self.cfg
-        q, kv, hid = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.hidden_dim
+        cfg, lc = self.cfg, self.local
+        q, kv, hid = lc.n_heads * cfg.head_dim, lc.n_kv_heads * cfg.head_dim, lc.hidden_dim
         t = {
             "model.embed_tokens.weight": WeightTarget(self.embed),
             "model.norm.weight": WeightTarget(self.norm),
@@ -116,10 +125,10 @@ class Transformer:
             t[p + "mlp.gate_proj.weight"] = WeightTarget(lay.w13, (0, hid))
             t[p + "mlp.up_proj.weight"] = WeightTarget(lay.w13, (hid, 2 * hid))
             t[p + "mlp.down_proj.weight"] = WeightTarget(lay.w2)
-        return t
+        return self.tp.assign_shards(t, cfg)
 
     def new_cache(self) -> KVCache:
-        c = self.cfg
+        c = self.local
         return KVCache(c.n_layers, c.n_kv_heads, self.max_len, c.head_dim, self.dtype, self.device)
 
     def _mask(self, positions: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -144,7 +153,7 @@ class Transformer:
         `cache`; attention sees every cached position before them. Sets cache.length."""
         cfg = self.cfg
         T = input_ids.shape[0]
-        H, Hkv, D = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        H, Hkv, D = self.local.n_heads, self.local.n_kv_heads, cfg.head_dim
         start = int(positions[0])
         end = start + T
         if end > cache.max_len:
@@ -168,7 +177,7 @@ class Transformer:
         wanted = set(capture_layers)
         captured: dict[int, torch.Tensor] = {}
 
-        x = self.embed[input_ids]  # [T, dim]
+        x = self.tp.embed(self.embed, input_ids)  # [T, dim]
         for i, lay in enumerate(self.layers):
             h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
             qkv = F.linear(h, lay.wqkv).view(T, H + 2 * Hkv, D)
@@ -186,15 +195,16 @@ class Transformer:
                 is_causal=causal,
                 enable_gqa=Hkv != H,
             )
-            x = x + F.linear(o[0].transpose(0, 1).reshape(T, H * D), lay.wo)
+            x = x + self.tp.reduce(F.linear(o[0].transpose(0, 1).reshape(T, H * D), lay.wo))
             h = rms_norm(x, lay.ffn_norm, cfg.norm_eps)
             gate, up = F.linear(h, lay.w13).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, lay.w2)
+            x = x + self.tp.reduce(F.linear(F.silu(gate) * up, lay.w2))
             if i in wanted:
                 captured[i] = x
         cache.length = end
         hidden = rms_norm(x, self.norm, cfg.norm_eps)
         logits = F.linear(hidden if all_logits else hidden[-1:], self.lm_head)
+        logits = self.tp.gather_logits(logits, cfg.vocab_size)
         return ForwardOutput(logits=logits, hidden=hidden, layer_hidden=captured)
 
     def weight_bytes(self) -> int:

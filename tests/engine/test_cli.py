@@ -55,7 +55,8 @@ def test_bench_reports_prefill_and_decode(chat_model, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--tp", "2"], "not supported yet"),
+        (["--tp", "0"], "--tp must be >= 1"),
+        (["--tp", "3"], "does not divide 4 attention heads"),
         (["--draft", "x", "--spec-k", "3"], "not supported yet"),
         (["--prompt-ids", "1,2,x"], "comma-separated integers"),
         (["--prompt-ids", ",".join(["5"] * 70)], "context holds 64"),

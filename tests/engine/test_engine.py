@@ -112,8 +112,8 @@ def test_bad_inputs_are_engine_errors(eng, chat_path, tmp_path):
         list(eng.generate([1, 10**9], 3))
     with pytest.raises(BadRequestError, match="temperature"):
         list(eng.generate([1, 2], 3, temperature=-1))
-    with pytest.raises(NotSupportedYet):
-        Engine.load(chat_path, tp=2)
+    with pytest.raises(BadRequestError, match="tensor_parallel_size"):
+        Engine.load(chat_path, tp=0)
     with pytest.raises(NotSupportedYet):
         Engine.load(chat_path, draft=str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="does not exist"):
