@@ -49,7 +49,8 @@ class HeadSpec:
 
 def default_target_layers(n_layers: int) -> tuple[int, int, int]:
     """EAGLE-3's (2, L/2, L-3), clamped so small targets still have three valid layers."""
-    return tuple(min(max(i, 1), n_layers - 1) for i in (2, n_layers // 2, n_layers - 3))  # type: ignore[return-value]
+    lo, mid, hi = (min(max(i, 1), n_layers - 1) for i in (2, n_layers // 2, n_layers - 3))
+    return lo, mid, hi
 
 
 class EagleHead:
@@ -301,7 +302,7 @@ def head_spec_for(
 def random_head(
     spec: HeadSpec, target: Transformer, seed: int = 0, scale: float = 1.0
 ) -> EagleHead:
-    """A head with random weights (tests, and the starting point of training)."""
+    """A head with random weights (tests and benchmarks of the mechanics)."""
     head = EagleHead(spec, target)
     gen = torch.Generator().manual_seed(seed)
     for t in head.trainable():

@@ -303,7 +303,7 @@ class SpeculativeDecoder:
                         del cached_ids[keep:]
                         return
                 L = cache.length
-                k = min(self.k, max_tokens - emitted, cache.max_len - L - 1)
+                k = min(self.k, max_tokens - emitted - 1, cache.max_len - L - 1)
                 if k < 0:
                     return
                 td = time.perf_counter()

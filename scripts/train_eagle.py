@@ -88,6 +88,75 @@ def generate_data(engine: Engine, seconds: float, max_tokens: int, seed: int) ->
     return seqs
 
 
+def hf_twin(model: Transformer):
+    """A transformers LlamaForCausalLM sharing the engine model's weights (for batched
+    generation; the engine decodes one sequence at a time)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    c = model.cfg
+    hf_cfg = LlamaConfig(
+        vocab_size=c.vocab_size, hidden_size=c.dim, intermediate_size=c.hidden_dim,
+        num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads, head_dim=c.head_dim, rms_norm_eps=c.norm_eps,
+        rope_theta=c.rope_theta, max_position_embeddings=c.max_position_embeddings,
+        tie_word_embeddings=c.tie_embeddings,
+    )  # fmt: skip
+    hf = LlamaForCausalLM(hf_cfg).to(dtype=model.dtype, device=model.device).eval()
+    q, kv, hid = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.hidden_dim
+    with torch.no_grad():
+        hf.model.embed_tokens.weight.copy_(model.embed)
+        hf.model.norm.weight.copy_(model.norm)
+        hf.lm_head.weight.copy_(model.lm_head)
+        for lay, src in zip(hf.model.layers, model.layers, strict=True):
+            lay.input_layernorm.weight.copy_(src.attn_norm)
+            lay.self_attn.q_proj.weight.copy_(src.wqkv[:q])
+            lay.self_attn.k_proj.weight.copy_(src.wqkv[q : q + kv])
+            lay.self_attn.v_proj.weight.copy_(src.wqkv[q + kv :])
+            lay.self_attn.o_proj.weight.copy_(src.wo)
+            lay.post_attention_layernorm.weight.copy_(src.ffn_norm)
+            lay.mlp.gate_proj.weight.copy_(src.w13[:hid])
+            lay.mlp.up_proj.weight.copy_(src.w13[hid:])
+            lay.mlp.down_proj.weight.copy_(src.w2)
+    return hf
+
+
+def generate_batched(
+    engine: Engine, seconds: float, max_tokens: int, batch: int, seed: int
+) -> list[list[int]]:
+    """The target's answers, `batch` prompts at a time: greedy first, then sampled passes."""
+    hf = hf_twin(engine.model)
+    torch.manual_seed(seed)
+    deadline = time.monotonic() + seconds
+    jobs = [(p, 0.0) for p in TRAIN_PROMPTS] + [
+        (p, t) for t in (0.7, 1.0, 0.7, 1.0) for p in TRAIN_PROMPTS
+    ]
+    seqs: list[list[int]] = []
+    pad = (engine.tokenizer.eos_ids and min(engine.tokenizer.eos_ids)) or 0
+    for lo in range(0, len(jobs), batch):
+        if time.monotonic() > deadline:
+            break
+        group = jobs[lo : lo + batch]
+        prompts = [code_prompt_ids(engine, p) for p, _ in group]
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        temp = group[0][1]
+        with torch.no_grad():
+            out = hf.generate(
+                input_ids=ids.to(hf.device), attention_mask=mask.to(hf.device),
+                max_new_tokens=max_tokens, do_sample=temp > 0, temperature=temp or None,
+                top_p=None, top_k=None, pad_token_id=pad,
+            )  # fmt: skip
+        for p, row in zip(prompts, out[:, width:].tolist(), strict=True):
+            stop = next(
+                (i + 1 for i, t in enumerate(row) if t in engine.tokenizer.eos_ids), len(row)
+            )
+            seqs.append(p + row[:stop])
+        print(f"  generated batch {lo // batch} (t={temp}): {sum(len(s) for s in seqs)} tokens "
+              f"so far", flush=True)  # fmt: skip
+    return seqs
+
+
 def corpus_data(engine: Engine, root: Path, n_tokens: int, seq: int, seed: int) -> list[list[int]]:
     """Chunks of `seq` tokens of Python source under root, until n_tokens."""
     files = sorted(root.rglob("*.py"))
@@ -101,7 +170,7 @@ def corpus_data(engine: Engine, root: Path, n_tokens: int, seq: int, seed: int) 
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        ids = engine.tokenizer.encode(text)
+        ids = engine.tokenizer.encode(text)[: max(0, n_tokens - total)]
         for lo in range(0, len(ids) - 32, seq):
             seqs.append(ids[lo : lo + seq])
             total += len(seqs[-1])
@@ -124,6 +193,16 @@ def featurize(
             hidden = model.forward(t, torch.arange(len(chunk), device=model.device), cache).hidden
             out.append((t.clone(), hidden.float().clone()))
     return out
+
+
+def featurize_count(seqs: list[list[int]], seq: int) -> list[int]:
+    """Chunk lengths `featurize` produces for seqs (to tell generated chunks apart)."""
+    return [
+        len(ids[lo : lo + seq])
+        for ids in seqs
+        for lo in range(0, len(ids), seq)
+        if len(ids[lo : lo + seq]) >= 16
+    ]
 
 
 def draft_vocabulary(
@@ -170,13 +249,7 @@ def batch(data, B: int, T: int, rng: random.Random, dev: torch.device):
     return tuple(torch.stack(x).to(dev) for x in (toks, feats, nxt, pos, mask))
 
 
-def losses(head: EagleHead, lm_head: torch.Tensor, b, ce_positions: int, noise: float, gen):
-    """(smooth-L1 on features, soft cross-entropy, top-1 agreement) over the valid pairs."""
-    toks, feats, nxt, pos, mask = b
-    if noise:
-        feats = feats + noise * torch.randn(feats.shape, generator=gen).to(feats.device)
-    state = head.run(toks, feats, pos, None, from_target=True)  # [B, T, H]
-    valid = mask.reshape(-1).nonzero().squeeze(-1)
+def _terms(state, nxt, valid, lm_head, ce_positions, gen):
     flat_s = state.reshape(-1, state.shape[-1])[valid]
     flat_n = nxt.reshape(-1, nxt.shape[-1])[valid]
     reg = F.smooth_l1_loss(flat_s, flat_n)
@@ -185,13 +258,37 @@ def losses(head: EagleHead, lm_head: torch.Tensor, b, ce_positions: int, noise: 
         p = F.softmax(F.linear(flat_n[idx], lm_head), dim=-1)
     logq = F.log_softmax(F.linear(flat_s[idx], lm_head), dim=-1)
     ce = -(p * logq).sum(-1).mean()
-    acc = (logq.argmax(-1) == p.argmax(-1)).float().mean()
+    return reg, ce, (logq.argmax(-1) == p.argmax(-1)).float().mean()
+
+
+def losses(
+    head: EagleHead, lm_head: torch.Tensor, b, ce_positions: int, noise: float, gen, unroll: bool
+):
+    """(smooth-L1 on features, soft cross-entropy, top-1 agreement) over the valid pairs.
+
+    With `unroll`, a second pass feeds each pair the head's own guess of its feature (as draft
+    steps 2..K do at inference) and adds its losses: the head learns to recover from itself.
+    """
+    toks, feats, nxt, pos, mask = b
+    if noise:
+        scale = noise * feats.pow(2).mean().sqrt()
+        feats = feats + scale * (2 * torch.rand(feats.shape, generator=gen) - 1).to(feats.device)
+    state = head.run(toks, feats, pos, None, from_target=True)  # [B, T, H]
+    valid = mask.reshape(-1).nonzero().squeeze(-1)
+    reg, ce, acc = _terms(state, nxt, valid, lm_head, ce_positions, gen)
+    if unroll:
+        own = torch.cat((feats[:, :1], state[:, :-1]), dim=1)
+        state2 = head.run(toks, own, pos, None, from_target=True)
+        reg2, ce2, _ = _terms(state2, nxt, valid, lm_head, ce_positions // 2, gen)
+        reg, ce = (reg + reg2) / 2, (ce + ce2) / 2
     return reg, ce, acc
 
 
 def held_accuracy(head: EagleHead, lm_head: torch.Tensor, held_b) -> float:
     with torch.no_grad():
-        return float(losses(head, lm_head, held_b, 4096, 0.0, torch.Generator().manual_seed(0))[2])
+        return float(
+            losses(head, lm_head, held_b, 4096, 0.0, torch.Generator().manual_seed(0), False)[2]
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,14 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=20.0, help="total time budget")
     ap.add_argument("--gen-minutes", type=float, default=6.0, help="of which: self-generation")
     ap.add_argument("--gen-tokens", type=int, default=192, help="max tokens per answer")
+    ap.add_argument("--gen-batch", type=int, default=32, help="1: generate with the engine")
     ap.add_argument("--corpus", default=sysconfig.get_paths()["stdlib"], help="Python source dir")
-    ap.add_argument("--corpus-tokens", type=int, default=25000)
+    ap.add_argument("--corpus-tokens", type=int, default=3000)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--draft-vocab", type=int, default=8192, help="0: the full vocabulary")
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--noise", type=float, default=0.05)
+    ap.add_argument("--noise", type=float, default=0.1, help="uniform, relative to feature RMS")
+    ap.add_argument(
+        "--unroll",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train on the head's own features (draft steps 2..K)",
+    )
     ap.add_argument("--ce-positions", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--device", default=None)
@@ -225,13 +329,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     target = engine.model
     print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
-    seqs = generate_data(engine, args.gen_minutes * 60, args.gen_tokens, args.seed)
+    if args.gen_batch > 1 and target.cfg.yarn is None and target.cfg.llama4_beta is None:
+        seqs = generate_batched(
+            engine, args.gen_minutes * 60, args.gen_tokens, args.gen_batch, args.seed
+        )
+    else:
+        seqs = generate_data(engine, args.gen_minutes * 60, args.gen_tokens, args.seed)
     gen_tokens = sum(len(s) for s in seqs)
     corpus = corpus_data(engine, Path(args.corpus), args.corpus_tokens, args.seq, args.seed)
     print(
         f"data: {len(seqs)} generated ({gen_tokens} tok), {len(corpus)} corpus chunks", flush=True
     )
     data = featurize(target, seqs + corpus, args.seq)
+    n_gen_chunks = len(featurize_count(seqs, args.seq))
+    train_gen = data[:n_gen_chunks]  # generated answers: what the head will meet at inference
     rng = random.Random(args.seed)
     rng.shuffle(data)
     held = data[: max(2, len(data) // 20)]
@@ -245,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     head = EagleHead(spec, target)
     init_from_target(head, target, args.seed)
     if vd:
-        ids = draft_vocabulary(train, target.cfg.vocab_size, vd).to(target.device)
+        ids = draft_vocabulary(train + train_gen * 4, target.cfg.vocab_size, vd).to(target.device)
         head.d2t.copy_(ids - torch.arange(vd, device=target.device))
     params = head.trainable()
     for p in params:
@@ -264,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         b = batch(train, args.batch, args.seq, rng, target.device)
-        reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen)
+        reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen, args.unroll)
         loss = reg + 0.1 * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -57,7 +57,7 @@ def test_bench_reports_prefill_and_decode(chat_model, capsys):
     [
         (["--tp", "0"], "--tp must be >= 1"),
         (["--tp", "3"], "does not divide 4 attention heads"),
-        (["--draft", "x", "--spec-k", "3"], "not supported yet"),
+        (["--draft", "x", "--spec-k", "3"], "EAGLE head x is not a folder"),
         (["--prompt-ids", "1,2,x"], "comma-separated integers"),
         (["--prompt-ids", ",".join(["5"] * 70)], "context holds 64"),
         (["--dtype", "int3"], "unknown dtype"),

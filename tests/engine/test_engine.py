@@ -11,7 +11,6 @@ from engine.errors import (
     ContextLengthError,
     EngineBusyError,
     ModelNotFoundError,
-    NotSupportedYet,
 )
 
 MESSAGES = [
@@ -114,7 +113,7 @@ def test_bad_inputs_are_engine_errors(eng, chat_path, tmp_path):
         list(eng.generate([1, 2], 3, temperature=-1))
     with pytest.raises(BadRequestError, match="tensor_parallel_size"):
         Engine.load(chat_path, tp=0)
-    with pytest.raises(NotSupportedYet):
+    with pytest.raises(ModelNotFoundError, match="holds no EAGLE head"):
         Engine.load(chat_path, draft=str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         Engine.load(tmp_path / "nope")
