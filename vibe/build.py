@@ -1,29 +1,35 @@
-"""Builds a ready Agent from config and command-line flags: mode, model, provider, tools,
-permissions, session and system prompt. Used by `vibe run`; the TUI can reuse the pieces."""
+"""The composition root: config and flags → mode, model, provider, tools, permissions, session
+and system prompt → a ready Agent. `vibe run` uses build_run, the TUI's Runtime wraps assemble,
+and tests call the same functions. Imports only config at load time: the TUI's first frame
+must not pay for the agent, the tools or the HTTP stack."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tools.registry import builtin_tools
-from vibe.agent.approval import Approver, HeadlessApprover
-from vibe.agent.budget import Limits
-from vibe.agent.loop import Agent, AgentSettings
-from vibe.agent.policy import build_policy, parse_tool_list, save_always, select_tools
-from vibe.agent.prompts import build_system_prompt
 from vibe.config import LoadedConfig, ModeConfig, ModelConfig, ProviderConfig, load_config
 from vibe.config.secrets import redact
 from vibe.errors import ConfigError, UsageError
-from vibe.providers.base import Provider
-from vibe.session import Session, find, latest_for
+
+if TYPE_CHECKING:
+    from tools.base import Tool
+    from vibe.agent.approval import Approver
+    from vibe.agent.budget import Limits
+    from vibe.agent.loop import Agent
+    from vibe.providers.base import Provider
+    from vibe.session import Session
+
+ProviderFactory = Callable[[ModelConfig, ProviderConfig, LoadedConfig], "Provider"]
 
 
 @dataclass
 class Run:
-    """Everything a headless run needs, built and wired."""
+    """Everything a run needs, built and wired."""
 
     agent: Agent
     provider: Provider
@@ -60,6 +66,8 @@ def known_secrets(loaded: LoadedConfig) -> list[str]:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
+    from vibe.agent.budget import Limits
+
     for flag in ("max_turns", "max_tokens", "max_price", "time_limit"):
         value = getattr(args, flag, None)
         if value is not None and value <= 0:
@@ -67,99 +75,131 @@ def limits_from(args: argparse.Namespace) -> Limits:
     return Limits(args.max_turns, args.max_tokens, args.max_price, args.time_limit)
 
 
-def open_session(
-    loaded: LoadedConfig, cwd: Path, args: argparse.Namespace, model: str, secrets: list[str]
-) -> Session:
-    """--resume ID, --continue (latest here; a new one if none), else a new session."""
+def existing_session(
+    loaded: LoadedConfig, cwd: Path, args: argparse.Namespace, secrets: list[str]
+) -> Session | None:
+    """--resume ID, --continue (the latest here, if any); None means start a new session."""
+    from vibe.session import find, latest_for
+
     if getattr(args, "resume", None):
         return find(args.resume, loaded.home, secrets=secrets)
     if getattr(args, "continue_", False):
-        found = latest_for(cwd, loaded.home, secrets=secrets)
-        if found is not None:
-            return found
-    return Session.create(loaded.home, cwd, model=model, secrets=secrets)
+        return latest_for(cwd, loaded.home, secrets=secrets)
+    return None
 
 
-def make_agent(
+def default_provider(model: ModelConfig, pconf: ProviderConfig, loaded: LoadedConfig) -> Provider:
+    """The provider the config names (imported only now: httpx, or torch for `local`)."""
+    from vibe.providers.factory import make_provider
+
+    return make_provider(model, pconf, loaded)
+
+
+def build_tools(
     loaded: LoadedConfig,
     mode: ModeConfig,
-    model: ModelConfig,
-    provider: Provider,
-    approver: Approver,
-    session: Session,
-    cwd: Path,
-    *,
-    limits: Limits | None = None,
     enabled: list[str] | None = None,
     disabled: list[str] | None = None,
-) -> Agent:
-    config = loaded.config
+) -> dict[str, Tool]:
+    """The built-in tools with their [tools.NAME] settings, narrowed by the mode and flags."""
+    from tools.registry import builtin_tools
+    from vibe.agent.policy import select_tools
+
     try:
-        raw = {name: t.model_dump(exclude_none=True) for name, t in config.tools.items()}
+        raw = {name: t.model_dump(exclude_none=True) for name, t in loaded.config.tools.items()}
         available = builtin_tools(raw)
     except ValueError as exc:
         raise ConfigError(str(loaded.config_file), "tools", str(exc)) from exc
-    tools = select_tools(available, mode, enabled, disabled or ())
+    return select_tools(available, mode, enabled, disabled or ())
+
+
+def assemble(
+    loaded: LoadedConfig,
+    cwd: Path,
+    approver: Approver,
+    mode: ModeConfig,
+    *,
+    model_alias: str | None = None,
+    session: Session | None = None,
+    provider_factory: ProviderFactory = default_provider,
+    secrets: list[str] | None = None,
+    limits: Limits | None = None,
+    enabled: list[str] | None = None,
+    disabled: list[str] | None = None,
+) -> Run:
+    """Mode + model alias (else the mode's, else the config's) → tools, provider, session (a
+    new one unless given), Agent. Bad config raises ConfigError before anything is created."""
+    from vibe.agent.budget import Limits
+    from vibe.agent.loop import Agent, AgentSettings
+    from vibe.agent.policy import build_policy, save_always
+    from vibe.agent.prompts import build_system_prompt
+    from vibe.session import Session
+
+    model, provider_config = loaded.resolve_model(model_alias or mode.active_model)
+    tools = build_tools(loaded, mode, enabled, disabled)
+    policy = build_policy(loaded.config, mode)
+    provider = provider_factory(model, provider_config, loaded)
+    if session is None:
+        keys = known_secrets(loaded) if secrets is None else secrets
+        session = Session.create(loaded.home, cwd, model=model.key, secrets=keys)
     settings = AgentSettings(
         model=model,
-        policy=build_policy(config, mode),
+        policy=policy,
         cwd=cwd,
         limits=limits or Limits(),
         system_prompt=build_system_prompt(
-            cwd, tools, trusted=loaded.trusted, mode_prompt=mode.system_prompt
+            cwd, list(tools), trusted=loaded.trusted, mode_prompt=mode.system_prompt
         ),
-        max_tool_output_bytes=config.max_tool_output_bytes,
+        max_tool_output_bytes=loaded.config.max_tool_output_bytes,
         on_always=lambda tool, pattern: save_always(loaded.config_file, tool, pattern),
     )
-    return Agent(provider, tools, approver, settings, session)
+    agent = Agent(provider, tools, approver, settings, session)
+    return Run(agent, provider, session, model, mode, cwd, loaded)
 
 
 def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:
     """Config → Run for `vibe run`; `secrets` is filled in place with every known API key."""
+    from vibe.agent.approval import HeadlessApprover
+    from vibe.agent.policy import parse_tool_list
+
     cwd = workdir(args.workdir)
     loaded = load_config(cwd, trust=args.trust)
     secrets.extend(known_secrets(loaded))
     setup_logging(loaded.home, secrets)
     mode = pick_mode(loaded, args.agent)
-    model, provider_config = loaded.resolve_model(args.model or mode.active_model)
     limits = limits_from(args)
-    provider = _provider(args, model, provider_config, loaded, secrets)
-    session = open_session(loaded, cwd, args, model.key, secrets)
-    agent = make_agent(
+    return assemble(
         loaded,
-        mode,
-        model,
-        provider,
-        HeadlessApprover(auto_approve=args.auto_approve),
-        session,
         cwd,
+        HeadlessApprover(auto_approve=args.auto_approve),
+        mode,
+        model_alias=args.model,
+        session=existing_session(loaded, cwd, args, secrets),
+        provider_factory=_run_provider(args, secrets),
+        secrets=secrets,
         limits=limits,
         enabled=parse_tool_list(args.enabled_tools),
         disabled=parse_tool_list(args.disabled_tools),
     )
-    return Run(agent, provider, session, model, mode, cwd, loaded)
 
 
-def _provider(
-    args: argparse.Namespace,
-    model: ModelConfig,
-    provider_config: ProviderConfig,
-    loaded: LoadedConfig,
-    secrets: list[str],
-) -> Provider:
-    if getattr(args, "replay", None):
-        from vibe.providers.recording import ReplayProvider
+def _run_provider(args: argparse.Namespace, secrets: list[str]) -> ProviderFactory:
+    """The config's provider, or --replay FILE instead; --record FILE wraps either."""
 
-        provider: Provider = ReplayProvider(Path(args.replay))
-    else:
-        from vibe.providers.factory import make_provider
+    def make(model: ModelConfig, pconf: ProviderConfig, loaded: LoadedConfig) -> Provider:
+        if getattr(args, "replay", None):
+            from vibe.providers.recording import ReplayProvider
 
-        provider = make_provider(model, provider_config, loaded)
-    if getattr(args, "record", None):
-        from vibe.providers.recording import RecordingProvider
+            provider: Provider = ReplayProvider(Path(args.replay))
+        else:
+            provider = default_provider(model, pconf, loaded)
+        if getattr(args, "record", None):
+            from vibe.providers.recording import RecordingProvider
 
-        provider = RecordingProvider(provider, Path(args.record), secrets)
-    return provider
+            provider = RecordingProvider(provider, Path(args.record), secrets)
+        return provider
+
+    return make
 
 
 class _Redact(logging.Filter):

@@ -91,3 +91,21 @@ async def test_compact_summarises_or_explains_why_not(home, workdir):
         await app.submit("/compact focus on tests")
         await wait_for(pilot, lambda: any("Context compacted" in t for t in texts(app, Notice)))
         assert len(provider.requests) == 2
+
+
+async def test_cursor_stops_blinking_when_idle_and_wakes_on_a_key(home, workdir, monkeypatch):
+    from vibe.tui.widgets import prompt as prompt_module
+
+    monkeypatch.setattr(prompt_module, "BLINK_FOR_S", 0.75)  # stops in the off phase
+    app, _ = scripted_app(home, workdir, [])
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None)
+        await wait_for(pilot, lambda: not app.prompt.cursor_blink)  # idle: no blink repaints
+        await pilot.press("x")
+        assert app.prompt.cursor_blink and app.prompt.text == "x"
+        await wait_for(pilot, lambda: not app.prompt.cursor_blink)
+        # the steady cursor is drawn even if blinking stopped in its "off" phase
+        await pilot.pause()
+        cursor = app.prompt._theme.cursor_style
+        line = app.prompt.render_line(0)
+        assert any(seg.style and seg.style.bgcolor == cursor.bgcolor for seg in line)

@@ -52,6 +52,8 @@ async def test_shift_tab_cycles_all_modes_and_the_model_card_mode_switches_model
         await app.submit("hello")
         await wait_for(pilot, lambda: not app.busy and provider.requests)
         assert provider.requests[0].model == "fake-model"
+        # Like `vibe run`, the TUI starts in the config's own mode; --model still wins.
+        assert app.runtime.mode.name == "mistral-medium-3-5-local-vllm"
         seen = []
         for _ in range(6):
             await pilot.press("shift+tab")
@@ -60,12 +62,12 @@ async def test_shift_tab_cycles_all_modes_and_the_model_card_mode_switches_model
             assert app.runtime.mode.display_name in footer(app)
             assert app.runtime.model.key in footer(app)
         assert seen == [
+            ("default", "fake"),
             ("plan", "fake"),
             ("accept-edits", "fake"),
             ("auto-approve", "fake"),
             ("reviewer", "other"),
             ("mistral-medium-3-5-local-vllm", "mistral-medium-3.5"),
-            ("default", "mistral-medium-3.5"),
         ]
         assert "168.0k tokens" in footer(app)  # the model card's threshold
         await app.submit("again")

@@ -26,16 +26,21 @@ def fixed_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # the footer shows ~/work on every machine
 
 
+def snapshot_app(home, workdir, script):
+    """The real app with a steady cursor: a blink timer would decide what the picture shows."""
+    app, _ = scripted_app(home, workdir, script, cursor_blink=False)
+    return app
+
+
 async def ready(pilot, app) -> None:
     """Wait for the agent; pin the footer's token count (the system prompt has today's date)."""
     await wait_for(pilot, lambda: app.runtime is not None)
     app.footer_bar.set_state(used=1900)
-    app.prompt.cursor_blink = False  # a blinking cursor would make the pictures flaky
 
 
 def test_chat_after_a_streamed_answer(home, workdir, snap_compare):
     script = [{"reasoning": "The user wants a plan.", "text": ANSWER, "usage": USAGE}]
-    app, _ = scripted_app(home, workdir, script)
+    app = snapshot_app(home, workdir, script)
 
     async def run_before(pilot):
         await ready(pilot, app)
@@ -46,7 +51,7 @@ def test_chat_after_a_streamed_answer(home, workdir, snap_compare):
 
 
 def test_tool_cards_with_diff_todos_and_error(home, workdir, snap_compare):
-    app, _ = scripted_app(home, workdir, [])
+    app = snapshot_app(home, workdir, [])
     todos = [
         {"content": "Read the code", "status": "completed"},
         {"content": "Fix add()", "status": "in_progress"},
@@ -74,7 +79,7 @@ def test_tool_cards_with_diff_todos_and_error(home, workdir, snap_compare):
 
 
 def test_approval_dialog(home, workdir, snap_compare):
-    app, _ = scripted_app(home, workdir, [])
+    app = snapshot_app(home, workdir, [])
     request = ApprovalRequest(
         "c1",
         "bash",
@@ -92,7 +97,7 @@ def test_approval_dialog(home, workdir, snap_compare):
 
 
 def test_command_menu(home, workdir, snap_compare):
-    app, _ = scripted_app(home, workdir, [])
+    app = snapshot_app(home, workdir, [])
 
     async def run_before(pilot):
         await ready(pilot, app)
@@ -106,7 +111,7 @@ def test_onboarding(home, workdir, snap_compare, monkeypatch):
 
     monkeypatch.setattr(app_module, "demo_installed", lambda: True)
     (home / "config.toml").unlink()
-    app, _ = scripted_app(home, workdir, [])
+    app = snapshot_app(home, workdir, [])
 
     async def run_before(pilot):
         await wait_for(pilot, lambda: isinstance(app.screen, OnboardingScreen))
@@ -116,7 +121,7 @@ def test_onboarding(home, workdir, snap_compare, monkeypatch):
 
 def test_trust_prompt(home, workdir, snap_compare):
     (workdir / "AGENTS.md").write_text("rules\n")
-    app, _ = scripted_app(home, workdir, [])
+    app = snapshot_app(home, workdir, [])
 
     async def run_before(pilot):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))

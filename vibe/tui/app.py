@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from vibe.build import pick_mode
 from vibe.config import LoadedConfig, load_config
 from vibe.config.secrets import save_key
 from vibe.config.trust import trust_folder
@@ -28,7 +29,7 @@ from vibe.tui.approver import TuiApprover
 from vibe.tui.completion import Completer
 from vibe.tui.history import InputHistory
 from vibe.tui.mentions import expand_mentions
-from vibe.tui.modes import initial_mode, label, next_mode
+from vibe.tui.modes import label, next_mode
 from vibe.tui.router import EventRouter
 from vibe.tui.screens.approval import GRACE_S
 from vibe.tui.screens.confirm import quit_screen, trust_screen
@@ -56,8 +57,9 @@ class AppOptions:
     mode: str | None = None
     session: Session | None = None
     trust: bool = False
-    provider_factory: Any = None  # vibe.tui.build.ProviderFactory
+    provider_factory: Any = None  # vibe.build.ProviderFactory; None: the configured one
     approval_grace_s: float = GRACE_S
+    cursor_blink: bool = True  # snapshots turn it off: no picture may depend on the clock
 
 
 class VibeApp(App[int]):
@@ -91,6 +93,7 @@ class VibeApp(App[int]):
         self.router = EventRouter(self.chat, self.footer_bar)
         menu = CompletionMenu()
         self.prompt = PromptInput(self.history, self.completer, menu)
+        self.prompt.set_blink(self.options.cursor_blink)
         yield self.chat
         with Vertical(id="bottom"):
             yield Vertical(id="queue")
@@ -101,7 +104,7 @@ class VibeApp(App[int]):
 
     def on_mount(self) -> None:
         self.prompt.focus()
-        mode = initial_mode(self.loaded, self.options.mode)
+        mode = pick_mode(self.loaded, self.options.mode)
         self.footer_bar.set_state(
             mode=label(mode),
             model=self.options.model or mode.active_model or self.loaded.config.active_model,
@@ -118,8 +121,9 @@ class VibeApp(App[int]):
             if model_alias is False:
                 self.exit(1)
                 return
-            # The agent, tools and HTTP stack import in a thread, after the first frame.
-            build = await asyncio.to_thread(importlib.import_module, "vibe.tui.build")
+            # The agent, tools, HTTP stack and markdown/syntax renderers import in a thread,
+            # after the first frame.
+            build = await asyncio.to_thread(_preload)
             self.runtime = build.build_runtime(
                 self.loaded,
                 self.cwd,
@@ -159,7 +163,7 @@ class VibeApp(App[int]):
 
     async def _onboard(self) -> str | bool | None:
         """None: nothing to do; an alias to start with; False: the user quit."""
-        mode = initial_mode(self.loaded, self.options.mode)
+        mode = pick_mode(self.loaded, self.options.mode)
         _model, pconf = self.loaded.resolve_model(self.options.model or mode.active_model)
         if not pconf.api_key_env_var or self.loaded.api_key(pconf):
             return None
@@ -344,6 +348,13 @@ class VibeApp(App[int]):
     async def on_unmount(self) -> None:
         if self.runtime is not None:
             await self.runtime.aclose()
+
+
+def _preload() -> Any:
+    """Import what the first frame does not need; returns vibe.tui.build."""
+    for name in ("rich.markdown", "rich.syntax", "textual.widgets._markdown"):
+        importlib.import_module(name)
+    return importlib.import_module("vibe.tui.build")
 
 
 def demo_installed() -> bool:

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from vibe.build import existing_session, known_secrets, setup_logging, workdir
 from vibe.config import load_config
 from vibe.errors import UsageError
-from vibe.session import Session, find, latest_for
-from vibe.tui.build import secrets_of
 
 
 def launch_tui(args: argparse.Namespace) -> int:
     """Run the TUI; returns the exit code. Config and usage errors raise VibeError."""
-    cwd = Path(args.workdir).expanduser().resolve() if args.workdir else Path.cwd()
-    if not cwd.is_dir():
-        raise UsageError(f"--workdir {args.workdir}: not a directory")
+    cwd = workdir(args.workdir)
     loaded = load_config(cwd, trust=args.trust)
-    session: Session | None = None
-    if args.resume:
-        session = find(args.resume, loaded.home, secrets=secrets_of(loaded))
-    elif args.continue_:
-        session = latest_for(cwd, loaded.home, secrets=secrets_of(loaded))
-        if session is None:
-            raise UsageError(f"no saved session for {cwd}; start one with `vibe`")
+    secrets = known_secrets(loaded)
+    setup_logging(loaded.home, secrets)  # like `vibe run`: to $VIBE_HOME/logs, keys redacted
+    session = existing_session(loaded, cwd, args, secrets)
+    if session is None and args.continue_:
+        raise UsageError(f"no saved session for {cwd}; start one with `vibe`")
 
     from vibe.tui.app import AppOptions, VibeApp
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from vibe.config import LoadedConfig, ModeConfig
-from vibe.errors import UsageError
+from vibe.config import ModeConfig
 
 
 def next_mode(modes: list[ModeConfig], current: str) -> ModeConfig:
@@ -20,14 +19,3 @@ def find_mode(modes: list[ModeConfig], query: str) -> ModeConfig | None:
 
 def label(mode: ModeConfig) -> str:
     return mode.display_name or mode.name
-
-
-def initial_mode(loaded: LoadedConfig, name: str | None) -> ModeConfig:
-    """The mode named by --agent, else the first (built-in default)."""
-    if name is None:
-        return loaded.modes[0]
-    mode = loaded.mode(name)
-    if mode is None:
-        known = ", ".join(m.name for m in loaded.modes)
-        raise UsageError(f"unknown mode {name!r}; known: {known}")
-    return mode

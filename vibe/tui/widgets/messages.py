@@ -6,13 +6,50 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
-from textual.widgets import Collapsible, Markdown, Static
+from textual.widgets import Collapsible, Static
 
 THROTTLE_S = 0.05  # at most 20 repaints a second for text that grows token by token
+
+
+def final_markdown(text: str) -> Static:
+    """A finished answer: one Static with a rich Markdown renderable. markdown-it and pygments
+    load here, not at import, so the first frame does not wait for them."""
+    from rich.markdown import Markdown as RichMarkdown
+
+    return Static(RichMarkdown(text), classes="assistant-final")
+
+
+class TextBuffer:
+    """Text that grows by appends in O(1): fragments are joined only when the whole is read."""
+
+    def __init__(self, text: str = "") -> None:
+        self._parts = [text] if text else []
+        self._len = len(text)
+
+    def append(self, fragment: str) -> None:
+        self._parts.append(fragment)
+        self._len += len(fragment)
+
+    @property
+    def value(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def endswith(self, suffix: str) -> bool:
+        """Checks the last fragments only (without joining everything)."""
+        tail = ""
+        for part in reversed(self._parts):
+            tail = part + tail
+            if len(tail) >= len(suffix):
+                break
+        return tail.endswith(suffix)
+
+    def __len__(self) -> int:
+        return self._len
 
 
 class UserMessage(Static):
@@ -43,20 +80,27 @@ class AssistantText(Widget):
 
     def __init__(self, text: str = "", live: bool = False) -> None:
         super().__init__(classes="assistant")
-        self.text = text
+        self._text = TextBuffer(text)
         self.live = live
         self._pending: list[str] = []
         self._stream = None
         self._flush_timer = None
 
+    @property
+    def text(self) -> str:
+        return self._text.value
+
     def compose(self) -> ComposeResult:
         if self.live:
+            from textual.widgets import Markdown
+
             yield Markdown(self.text)
         else:
-            yield Static(RichMarkdown(self.text), classes="assistant-final")
+            yield final_markdown(self.text)
 
     def write(self, fragment: str) -> None:
-        self.text += fragment
+        """O(1) per token: the markdown parse runs once per THROTTLE_S batch."""
+        self._text.append(fragment)
         self._pending.append(fragment)
         if self._flush_timer is None:
             self._flush_timer = self.set_timer(THROTTLE_S, self._flush)
@@ -67,14 +111,17 @@ class AssistantText(Widget):
             return
         chunk, self._pending = "".join(self._pending), []
         if self._stream is None:
+            from textual.widgets import Markdown
+
             self._stream = Markdown.get_stream(self.query_one(Markdown))
         await self._stream.write(chunk)
 
     def at_segment_end(self) -> bool:
-        """Long enough, at a paragraph break, outside a code fence: a good place to split."""
+        """Long enough, at a paragraph break, outside a code fence: a good place to split.
+        Counting fences reads the whole text, so it runs once per paragraph, not per token."""
         return (
-            len(self.text) > self.SEGMENT_CHARS
-            and self.text.endswith("\n\n")
+            len(self._text) > self.SEGMENT_CHARS
+            and self._text.endswith("\n\n")
             and self.text.count("```") % 2 == 0
         )
 
@@ -90,44 +137,72 @@ class AssistantText(Widget):
         if self.live:
             self.live = False
             await self.remove_children()
-            await self.mount(Static(RichMarkdown(self.text), classes="assistant-final"))
+            await self.mount(final_markdown(self.text))
 
     def rebuild(self) -> Callable[[], Widget]:
         return partial(AssistantText, self.text)
 
 
 class ThrottledStatic(Static):
-    """A Static fed by appends, repainted at most every THROTTLE_S."""
+    """A Static fed by appends (O(1) each), repainted at most every THROTTLE_S, and not at all
+    while `paused` (e.g. folded away): then it repaints once when unpaused."""
 
-    def __init__(self, text: str = "", **kwargs) -> None:
+    def __init__(self, text: str = "", paused: bool = False, **kwargs) -> None:
         super().__init__(Text(text), **kwargs)
-        self.text = text
+        self._text = TextBuffer(text)
         self._dirty = False
+        self._timer = None
+        self.paused = paused
+
+    @property
+    def text(self) -> str:
+        return self._text.value
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = TextBuffer(value)
+
+    def __len__(self) -> int:
+        return len(self._text)
 
     def append(self, fragment: str) -> None:
-        self.text += fragment
-        if not self._dirty:
-            self._dirty = True
-            self.set_timer(THROTTLE_S, self._flush)
+        self._text.append(fragment)
+        self._dirty = True
+        if self._timer is None and not self.paused:
+            self._timer = self.set_timer(THROTTLE_S, self._flush)
 
     def _flush(self) -> None:
-        self._dirty = False
-        self.update(Text(self.text))
+        self._timer = None
+        if self._dirty and not self.paused:
+            self._dirty = False
+            self.update(Text(self.text))
 
     def flush(self) -> None:
-        if self._dirty:
+        self._flush()
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        if not paused:
             self._flush()
 
 
 class ThoughtBlock(Collapsible):
-    """The model's reasoning, folded by default."""
+    """The model's reasoning, folded by default; while folded, streaming it repaints nothing."""
 
     def __init__(self, text: str = "") -> None:
-        self.body = ThrottledStatic(text, classes="thought-text")
+        self.body = ThrottledStatic(text, paused=True, classes="thought-text")
         super().__init__(self.body, title="Thought", collapsed=True, classes="thought")
 
     def append(self, fragment: str) -> None:
         self.body.append(fragment)
+
+    def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        if event.collapsible is self:
+            self.body.set_paused(False)
+
+    def on_collapsible_collapsed(self, event: Collapsible.Collapsed) -> None:
+        if event.collapsible is self:
+            self.body.set_paused(True)
 
     def rebuild(self) -> Callable[[], Widget]:
         return partial(ThoughtBlock, self.body.text)

@@ -48,8 +48,12 @@ class CompletionMenu(OptionList):
         return self.candidates.items[self.highlighted][0]
 
 
+BLINK_FOR_S = 5.0  # after this long without a key the cursor holds still: idle means no repaints
+
+
 class PromptInput(TextArea):
-    """Enter submits; Ctrl+J / Shift+Enter insert a newline; ↑/↓ at the edges walk history."""
+    """Enter submits; Ctrl+J / Shift+Enter insert a newline; ↑/↓ at the edges walk history.
+    The cursor blinks only for BLINK_FOR_S after the last key (never, when blink is off)."""
 
     class Submitted(Message):
         def __init__(self, text: str) -> None:
@@ -60,6 +64,32 @@ class PromptInput(TextArea):
         super().__init__(id="prompt", soft_wrap=True, show_line_numbers=False, compact=True)
         self.input_history, self.completer, self.menu = history, completer, menu
         self._applying = False
+        self.blink = True
+        self._steady_timer = None
+
+    def set_blink(self, blink: bool) -> None:
+        self.blink = blink
+        self.cursor_blink = blink
+
+    def on_mount(self) -> None:
+        self._wake_cursor()
+
+    def _wake_cursor(self) -> None:
+        if not self.blink:
+            return
+        if not self.cursor_blink:
+            self.cursor_blink = True
+        if self._steady_timer is None:
+            self._steady_timer = self.set_timer(BLINK_FOR_S, self._hold_cursor)
+        else:
+            self._steady_timer.reset()
+
+    def _hold_cursor(self) -> None:
+        self._steady_timer = None
+        self.cursor_blink = False
+        # TextArea's line cache cannot tell a steady cursor from a blinked-off one; drop it, or
+        # a line cached in the off phase would hide the cursor.
+        self.notify_style_update()
 
     def set_value(self, text: str) -> None:
         self._applying = True
@@ -70,6 +100,7 @@ class PromptInput(TextArea):
         self.menu.hide()
 
     async def _on_key(self, event: events.Key) -> None:
+        self._wake_cursor()
         key = event.key
         handled = True
         if self.menu.display and key in ("up", "down", "tab", "enter", "escape"):

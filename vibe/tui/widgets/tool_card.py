@@ -8,7 +8,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
@@ -104,7 +103,7 @@ class ToolCard(Widget):
         )
 
     def append_output(self, text: str) -> None:
-        if len(self.output.text) < _MAX_LIVE_CHARS:
+        if len(self.output) < _MAX_LIVE_CHARS:
             self.output.append(text)
             self.fold.collapsed = False
 
@@ -131,6 +130,8 @@ class ToolCard(Widget):
             extra.update(render_todos(todos))
             extra.add_class("todos")
         elif self.diff:
+            from rich.syntax import Syntax  # pygments: loaded on the first diff, not at startup
+
             extra.update(Syntax(self.diff, "diff", theme="ansi_dark", word_wrap=True))
             extra.add_class("diff")
 
