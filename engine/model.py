@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from engine import fast_path, graphs
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
 from engine.parallel.shard import SINGLE, TPContext
@@ -158,6 +159,12 @@ class Transformer:
         end = start + T
         if end > cache.max_len:
             raise ValueError(f"positions up to {end} exceed the cache ({cache.max_len})")
+        if fast_path.wanted(self, T):  # decode / verify through the Triton kernels
+            logits, hidden, captured = graphs.run_step(
+                self, input_ids, positions, cache, end, all_logits, capture_layers
+            )
+            cache.length = end
+            return ForwardOutput(logits=logits, hidden=hidden, layer_hidden=captured)
         window = cfg.sliding_window
         lo = max(0, end - window) if (window and T == 1) else 0
         # One query attends to everything in [lo, end) without a mask; a first chunk is plain

@@ -8,7 +8,9 @@ Triton is imported only when a Triton kernel is actually called.
 Layouts (batch 1; T = tokens in this step, D = head_dim, Hq/Hkv = query/KV heads):
     x, residual [..., hidden]           weight [hidden]
     q [T, Hq, D]   k, v [T, Hkv, D]     cos, sin [T, D] (HF "rotate_half": cos = cat(f, f))
-    k_cache, v_cache [max_len, Hkv, D]  (one layer; a per-layer view of [L, max_len, Hkv, D])
+    k_cache, v_cache [max_len, Hkv, D]  (one layer, any strides with a dense last dim: the
+                                         engine passes `KVCache.k[layer].transpose(0, 1)` of
+                                         its [L, Hkv, max_len, D] buffers, no copy)
     positions [T] int64                 length: int or an integer tensor of one element
 """
 
@@ -125,7 +127,8 @@ def kv_cache_write(
 ) -> None:
     """In place: `k_cache[positions[t]] = k[t]`, `v_cache[positions[t]] = v[t]`.
 
-    Caches [max_len, Hkv, D], k/v [T, Hkv, D], positions [T] integer tensor on the cache's device.
+    Caches [max_len, Hkv, D] (strided views allowed), k/v [T, Hkv, D], positions [T] integer
+    tensor on the cache's device.
     The Triton path drops positions outside [0, max_len) (no host sync to check them)."""
     if k_cache.dim() != 3 or k_cache.shape != v_cache.shape:
         raise ValueError("kv_cache_write: caches must both be [max_len, Hkv, D]")

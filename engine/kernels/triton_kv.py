@@ -1,4 +1,8 @@
-"""Triton scatter of new keys/values into a static KV cache (one program per (token, k-or-v))."""
+"""Triton scatter of new keys/values into a static KV cache (one program per (token, k-or-v)).
+
+The cache may be any strided [max_len, Hkv, D] view with a dense last dim: the engine passes its
+[Hkv, max_len, D] layer slices transposed, so no copy or layout change is needed.
+"""
 
 from __future__ import annotations
 
@@ -15,25 +19,29 @@ def _kv_write_kernel(
     v_cache_ptr,
     pos_ptr,
     max_len,
-    row_size,
-    stride_src,
-    stride_cache,
-    BLOCK: tl.constexpr,
+    n_kv,
+    stride_src_tok,
+    stride_cache_pos,
+    stride_cache_head,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     tok = tl.program_id(0).to(tl.int64)
     is_v = tl.program_id(1)
     pos = tl.load(pos_ptr + tok).to(tl.int64)
-    offs = tl.arange(0, BLOCK)
+    heads = tl.arange(0, BLOCK_H)
+    d = tl.arange(0, BLOCK_D)
     # Out-of-range positions are dropped rather than written out of bounds: checking them on
     # the host would need a device sync on every decode step.
-    limit = tl.where((pos >= 0) & (pos < max_len), row_size, 0)
-    mask = offs < limit
+    n_rows = tl.where((pos >= 0) & (pos < max_len), n_kv, 0)
+    mask = (heads[:, None] < n_rows) & (d[None, :] < HEAD_DIM)
+    src_off = tok * stride_src_tok + heads[:, None] * HEAD_DIM + d[None, :]
+    dst_off = pos * stride_cache_pos + heads[:, None].to(tl.int64) * stride_cache_head + d[None, :]
     if is_v == 0:
-        row = tl.load(k_ptr + tok * stride_src + offs, mask=mask)
-        tl.store(k_cache_ptr + pos * stride_cache + offs, row, mask=mask)
+        tl.store(k_cache_ptr + dst_off, tl.load(k_ptr + src_off, mask=mask), mask=mask)
     else:
-        row = tl.load(v_ptr + tok * stride_src + offs, mask=mask)
-        tl.store(v_cache_ptr + pos * stride_cache + offs, row, mask=mask)
+        tl.store(v_cache_ptr + dst_off, tl.load(v_ptr + src_off, mask=mask), mask=mask)
 
 
 def kv_cache_write(
@@ -44,15 +52,13 @@ def kv_cache_write(
     positions: torch.Tensor,
 ) -> None:
     max_len, n_kv, head_dim = k_cache.shape
-    row_size = n_kv * head_dim
     for cache in (k_cache, v_cache):
-        # One row per position must be dense; a per-layer view of [L, max_len, Hkv, D] is.
-        if cache.stride(2) != 1 or cache.stride(1) != head_dim:
-            raise ValueError("kv_cache_write: cache rows [Hkv, D] must be contiguous")
-    if k_cache.stride(0) != v_cache.stride(0):
+        if cache.stride(2) != 1:
+            raise ValueError("kv_cache_write: cache must be contiguous in its last dim")
+    if k_cache.stride() != v_cache.stride():
         raise ValueError("kv_cache_write: k_cache and v_cache must have the same strides")
-    k = k.to(k_cache.dtype).reshape(-1, row_size).contiguous()
-    v = v.to(v_cache.dtype).reshape(-1, row_size).contiguous()
+    k = k.to(k_cache.dtype).contiguous()  # [T, Hkv, D] dense
+    v = v.to(v_cache.dtype).contiguous()
     _kv_write_kernel[(k.shape[0], 2)](
         k,
         v,
@@ -60,8 +66,11 @@ def kv_cache_write(
         v_cache,
         positions.contiguous(),
         max_len,
-        row_size,
-        row_size,
+        n_kv,
+        n_kv * head_dim,
         k_cache.stride(0),
-        BLOCK=triton.next_power_of_2(row_size),
+        k_cache.stride(1),
+        HEAD_DIM=head_dim,
+        BLOCK_H=triton.next_power_of_2(n_kv),
+        BLOCK_D=triton.next_power_of_2(head_dim),
     )

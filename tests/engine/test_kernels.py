@@ -253,6 +253,35 @@ def test_triton_kv_cache_write_into_layer_view(use_triton: None, dtype: torch.dt
     assert torch.equal(caches[:, 0], layer0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_kv_write_and_attention_on_the_engines_cache_layout(
+    use_triton: None, dtype: torch.dtype
+) -> None:
+    """The engine's KVCache is [L, Hkv, max_len, D]; kernels get `[layer].transpose(0, 1)`."""
+    torch.manual_seed(0)
+    n_kv, n_heads, dim, max_len = 2, 4, 16, 70
+    cache = torch.zeros(2, 3, n_kv, max_len, dim, dtype=dtype, device=DEVICE)  # [k|v, L, ...]
+    expected = cache.clone()
+    k, v = _rand(3, n_kv, dim, dtype=dtype), _rand(3, n_kv, dim, dtype=dtype)
+    positions = torch.tensor([66, 67, 68], device=DEVICE)
+    k_view, v_view = cache[0, 1].transpose(0, 1), cache[1, 1].transpose(0, 1)
+    kernels.kv_cache_write(k_view, v_view, k, v, positions)
+    ref.kv_cache_write(
+        expected[0, 1].transpose(0, 1), expected[1, 1].transpose(0, 1), k, v, positions
+    )
+    assert torch.equal(cache, expected)
+    assert torch.equal(cache[0, 1, :, 67], k[1])  # landed at [layer, head, position]
+    cache[:, 1, :, :66] = _rand(2, n_kv, 66, dim, dtype=dtype)
+    q = _rand(3, n_heads, dim, dtype=dtype)
+    want = ref.decode_attention(q, k_view.contiguous(), v_view.contiguous(), 69, dim**-0.5, 20)
+    length = torch.tensor([69], device=DEVICE)
+    got = kernels.decode_attention(q, k_view, v_view, length, dim**-0.5, 20)
+    torch.testing.assert_close(got, want, **_tol(dtype))
+    torch.testing.assert_close(
+        ref.decode_attention(q, k_view, v_view, 69, dim**-0.5, 20), want, **_tol(dtype)
+    )
+
+
 ATTENTION_CASES = [
     # n_queries, n_heads, n_kv, head_dim, length, window, num_splits
     (1, 4, 4, 16, 1, None, 1),

@@ -53,9 +53,9 @@ KERNELS = [
         "triton_kv",
         "_kv_write_kernel",
         {"k_ptr": "*bf16", "v_ptr": "*bf16", "k_cache_ptr": "*bf16", "v_cache_ptr": "*bf16"}
-        | {"pos_ptr": "*i64", "max_len": I32, "row_size": I32, "stride_src": I32}
-        | {"stride_cache": I32},
-        {"BLOCK": 1024},
+        | {"pos_ptr": "*i64", "max_len": I32, "n_kv": I32, "stride_src_tok": I32}
+        | {"stride_cache_pos": I32, "stride_cache_head": I32},
+        {"HEAD_DIM": 128, "BLOCK_H": 8, "BLOCK_D": 128},
     ),
     (
         "triton_attention",
