@@ -17,7 +17,7 @@ def _gone(pid: int) -> bool:
     """True once `pid` no longer runs (reaped, or a zombie whose parent never reaps it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # the process vanished while we looked
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
