@@ -42,6 +42,7 @@ async def test_onboarding_offers_the_offline_demo(home, workdir, monkeypatch):
     app, _ = scripted_app(home, workdir, [])
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OnboardingScreen))
+        await pilot.pause()  # laid out: a click before that misses the button
         await pilot.click("#demo")
         await wait_for(pilot, lambda: app.runtime is not None)
         assert app.runtime.model.key == "smollm2"

@@ -1,5 +1,6 @@
-"""The Textual App: layout, key bindings, startup (trust, onboarding), and the agent worker that
-feeds events to the router. Slash commands live in commands.py, event display in router.py."""
+"""The Textual App: layout, key bindings, startup (config, trust, onboarding), and the agent worker
+that feeds events to the router. Slash commands live in commands.py, event display in router.py.
+Only the first frame's widgets import at module level; the rest loads after that frame."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import importlib
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -16,35 +18,25 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widgets._static import Static
 
-from vibe.build import pick_mode
-from vibe.config import LoadedConfig, load_config
-from vibe.config.secrets import save_key
-from vibe.config.trust import trust_folder
 from vibe.errors import VibeError
-from vibe.session import Session
-from vibe.tui import commands
-from vibe.tui.approver import TuiApprover
 from vibe.tui.completion import Completer
 from vibe.tui.history import InputHistory
-from vibe.tui.mentions import expand_mentions
-from vibe.tui.modes import label, next_mode
-from vibe.tui.router import EventRouter
-from vibe.tui.screens.approval import GRACE_S
-from vibe.tui.screens.confirm import quit_screen, trust_screen
-from vibe.tui.screens.onboarding import OnboardingScreen
-from vibe.tui.shell import run_shell
-from vibe.tui.transcript import factories
 from vibe.tui.widgets.chat_log import ChatLog
-from vibe.tui.widgets.footer import StatusFooter, short_path
-from vibe.tui.widgets.messages import Notice, ShellOutput, UserMessage
+from vibe.tui.widgets.footer import StatusFooter
 from vibe.tui.widgets.prompt import CompletionMenu, PromptInput
 
 if TYPE_CHECKING:
+    from vibe.config import LoadedConfig
+    from vibe.session import Session
+    from vibe.tui.approver import TuiApprover
     from vibe.tui.build import Runtime
+    from vibe.tui.router import EventRouter
+    from vibe.tui.widgets.messages import UserMessage
 
 DOUBLE_PRESS_S = 2.0
+HISTORY_FILE = "input_history.jsonl"
 
 
 @dataclass
@@ -58,8 +50,10 @@ class AppOptions:
     session: Session | None = None
     trust: bool = False
     provider_factory: Any = None  # vibe.build.ProviderFactory; None: the configured one
-    approval_grace_s: float = GRACE_S
+    approval_grace_s: float | None = None  # None: the approval dialog's default
     cursor_blink: bool = True  # snapshots turn it off: no picture may depend on the clock
+    # Reads the config (and the session to resume) after the first frame; raises VibeError.
+    load: Callable[[], tuple[LoadedConfig, Session | None]] | None = None
 
 
 class VibeApp(App[int]):
@@ -72,25 +66,28 @@ class VibeApp(App[int]):
         Binding("ctrl+d", "ctrl_d", show=False, priority=True),
     ]
 
-    def __init__(self, loaded: LoadedConfig, options: AppOptions) -> None:
+    def __init__(self, loaded: LoadedConfig | None, options: AppOptions) -> None:
+        """`loaded` None: options.load reads the config after the first frame; a VibeError
+        there ends the app with the error in `startup_error` (the caller reports it)."""
         super().__init__()
         self.loaded, self.options = loaded, options
         self.cwd = options.cwd
         self.runtime: Runtime | None = None
-        self.approver = TuiApprover(self, options.approval_grace_s)
+        self.approver: TuiApprover | None = None
+        self.router: EventRouter | None = None
+        self.startup_error: VibeError | None = None
         self.pending: deque[tuple[str, UserMessage]] = deque()
         self.busy = False
         self.starting = True  # prompts typed before the agent is ready wait in the queue
         self._last_ctrl_d = 0.0
-        self.history = InputHistory(loaded.home / "input_history.jsonl")
-        self.completer = Completer(commands.completions(), self.cwd)
+        self.history = InputHistory(loaded.home / HISTORY_FILE if loaded else None)
+        self.completer = Completer(_command_completions, self.cwd)
 
     # ---- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         self.chat = ChatLog(id="chat")
         self.footer_bar = StatusFooter(self.cwd)
-        self.router = EventRouter(self.chat, self.footer_bar)
         menu = CompletionMenu()
         self.prompt = PromptInput(self.history, self.completer, menu)
         self.prompt.set_blink(self.options.cursor_blink)
@@ -104,18 +101,17 @@ class VibeApp(App[int]):
 
     def on_mount(self) -> None:
         self.prompt.focus()
-        mode = pick_mode(self.loaded, self.options.mode)
-        self.footer_bar.set_state(
-            mode=label(mode),
-            model=self.options.model or mode.active_model or self.loaded.config.active_model,
-        )
-        self._startup()
+        # After the first frame is painted: the config load must not compete with it for the GIL.
+        self.call_after_refresh(self._startup)
 
-    # ---- startup: trust → onboarding → agent → first prompt ---------------------------------
+    # ---- startup: config → trust → onboarding → agent → first prompt ------------------------
 
     @work(exclusive=True, group="startup")
     async def _startup(self) -> None:
+        if self.loaded is None and not await self._load():
+            return
         try:
+            self._show_mode()
             await self._ask_trust()
             model_alias = await self._onboard()
             if model_alias is False:
@@ -124,6 +120,12 @@ class VibeApp(App[int]):
             # The agent, tools, HTTP stack and markdown/syntax renderers import in a thread,
             # after the first frame.
             build = await asyncio.to_thread(_preload)
+            from vibe.tui.approver import TuiApprover
+            from vibe.tui.router import EventRouter
+
+            self.router = EventRouter(self.chat, self.footer_bar)
+            grace = self.options.approval_grace_s
+            self.approver = TuiApprover(self) if grace is None else TuiApprover(self, grace)
             self.runtime = build.build_runtime(
                 self.loaded,
                 self.cwd,
@@ -134,6 +136,8 @@ class VibeApp(App[int]):
                 **self._factory_kw(),
             )
         except VibeError as exc:
+            from vibe.tui.widgets.messages import Notice
+
             self.starting = False
             await self.chat.add(Notice(f"error: {exc}", "error"))
             return
@@ -142,17 +146,50 @@ class VibeApp(App[int]):
         if self.options.session is not None:
             await self.show_history()
         for warning in self.runtime.session.warnings:
+            from vibe.tui.widgets.messages import Notice
+
             await self.chat.add(Notice(warning, "error"))
         if self.options.prompt:
             await self.submit(self.options.prompt)
         elif self.pending:
             await self._next_turn()
 
+    async def _load(self) -> bool:
+        """Read the config in a thread; on a VibeError end the app (False)."""
+        assert self.options.load is not None
+        try:
+            self.loaded, session = await asyncio.to_thread(self.options.load)
+        except VibeError as exc:
+            self.startup_error = exc
+            self.exit(exc.exit_code)
+            return False
+        if session is not None:
+            self.options.session = session
+        self.history.open(self.loaded.home / HISTORY_FILE)
+        return True
+
+    def _show_mode(self) -> None:
+        from vibe.build import pick_mode
+        from vibe.tui.modes import label
+
+        assert self.loaded is not None
+        mode = pick_mode(self.loaded, self.options.mode)
+        self.footer_bar.set_state(
+            mode=label(mode),
+            model=self.options.model or mode.active_model or self.loaded.config.active_model,
+        )
+
     def _factory_kw(self) -> dict:
         factory = self.options.provider_factory
         return {"provider_factory": factory} if factory else {}
 
     async def _ask_trust(self) -> None:
+        from vibe.config import load_config
+        from vibe.config.trust import trust_folder
+        from vibe.tui.screens.confirm import trust_screen
+        from vibe.tui.widgets.messages import Notice
+
+        assert self.loaded is not None
         project = self.loaded.project_dir
         if project is None or self.loaded.trusted or self.options.trust:
             return
@@ -163,6 +200,13 @@ class VibeApp(App[int]):
 
     async def _onboard(self) -> str | bool | None:
         """None: nothing to do; an alias to start with; False: the user quit."""
+        from vibe.build import pick_mode
+        from vibe.config.secrets import save_key
+        from vibe.tui.screens.onboarding import OnboardingScreen
+        from vibe.tui.widgets.footer import short_path
+        from vibe.tui.widgets.messages import Notice
+
+        assert self.loaded is not None
         mode = pick_mode(self.loaded, self.options.mode)
         _model, pconf = self.loaded.resolve_model(self.options.model or mode.active_model)
         if not pconf.api_key_env_var or self.loaded.api_key(pconf):
@@ -186,6 +230,9 @@ class VibeApp(App[int]):
         await self.submit(event.text)
 
     async def submit(self, text: str) -> None:
+        from vibe.tui import commands
+        from vibe.tui.widgets.messages import Notice, UserMessage
+
         stripped = text.strip()
         if stripped.startswith("/"):
             await commands.run(self, stripped)
@@ -203,6 +250,9 @@ class VibeApp(App[int]):
 
     @work(group="shell")
     async def run_shell_command(self, command: str) -> None:
+        from vibe.tui.shell import run_shell
+        from vibe.tui.widgets.messages import ShellOutput
+
         if not command:
             return
         card = await self.chat.add(ShellOutput(command))
@@ -210,6 +260,9 @@ class VibeApp(App[int]):
         card.set_result(result.output, result.exit_code)
 
     async def _next_turn(self) -> None:
+        from vibe.tui.mentions import expand_mentions
+        from vibe.tui.widgets.messages import UserMessage
+
         if not self.pending or self.runtime is None:
             return
         text, message = self.pending.popleft()
@@ -222,7 +275,7 @@ class VibeApp(App[int]):
 
     @work(exclusive=True, group="agent")
     async def _run_turn(self, prompt: str) -> None:
-        assert self.runtime is not None
+        assert self.runtime is not None and self.router is not None
         try:
             async for event in self.runtime.agent.run(prompt):
                 await self.router.route(event)
@@ -243,6 +296,8 @@ class VibeApp(App[int]):
     # ---- modes, models, footer --------------------------------------------------------------
 
     def update_footer(self) -> None:
+        from vibe.tui.modes import label
+
         rt = self.runtime
         if rt is None:
             return
@@ -255,12 +310,17 @@ class VibeApp(App[int]):
         )
 
     async def action_cycle_mode(self) -> None:
+        from vibe.tui.modes import next_mode
+
         if self.runtime is None:
             return
         await self.switch_mode(next_mode(self.runtime.modes, self.runtime.mode.name).name)
 
     async def switch_mode(self, name: str) -> None:
-        assert self.runtime is not None
+        from vibe.tui.modes import label
+        from vibe.tui.widgets.messages import Notice
+
+        assert self.runtime is not None and self.loaded is not None
         mode = self.loaded.mode(name)
         if mode is None:
             await self.chat.add(Notice(f"unknown mode {name!r}", "error"))
@@ -274,6 +334,8 @@ class VibeApp(App[int]):
         self.update_footer()
 
     async def switch_model(self, alias: str) -> None:
+        from vibe.tui.widgets.messages import Notice
+
         assert self.runtime is not None
         try:
             await self.runtime.set_model(alias)
@@ -288,7 +350,7 @@ class VibeApp(App[int]):
         from vibe.tui.build import build_runtime
 
         old = self.runtime
-        assert old is not None
+        assert old is not None and self.loaded is not None and self.approver is not None
         self.runtime = build_runtime(
             self.loaded,
             self.cwd,
@@ -305,6 +367,8 @@ class VibeApp(App[int]):
             await self.show_history()
 
     async def show_history(self) -> None:
+        from vibe.tui.transcript import factories
+
         assert self.runtime is not None
         messages = [m for m in self.runtime.agent.messages if m.role != "system"]
         await self.chat.load(factories(messages))
@@ -328,6 +392,8 @@ class VibeApp(App[int]):
         self.interrupt()
 
     def action_ctrl_c(self) -> None:
+        from vibe.tui.screens.confirm import quit_screen
+
         if self.screen is not self.screen_stack[0]:
             return
         if self.prompt.text:
@@ -355,6 +421,12 @@ def _preload() -> Any:
     for name in ("rich.markdown", "rich.syntax", "textual.widgets._markdown"):
         importlib.import_module(name)
     return importlib.import_module("vibe.tui.build")
+
+
+def _command_completions() -> list[tuple[str, str]]:
+    from vibe.tui import commands
+
+    return commands.completions()
 
 
 def demo_installed() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,19 @@ class Candidates:
 
 
 class Completer:
-    def __init__(self, commands: list[tuple[str, str]], root: Path) -> None:
-        self.commands = commands
+    def __init__(self, commands: Callable[[], list[tuple[str, str]]], root: Path) -> None:
+        """`commands` is called on the first `/` completion: the command table loads late."""
+        self._commands_of = commands
+        self._commands: list[tuple[str, str]] | None = None
         self.root = root
         self._files: list[str] = []
         self._files_at = -_FILES_TTL_S
+
+    @property
+    def commands(self) -> list[tuple[str, str]]:
+        if self._commands is None:
+            self._commands = self._commands_of()
+        return self._commands
 
     def files(self) -> list[str]:
         now = time.monotonic()

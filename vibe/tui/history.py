@@ -19,6 +19,12 @@ class InputHistory:
         self._cursor: int | None = None
         self._draft = ""
 
+    def open(self, path: Path) -> None:
+        """Attach the file once known (after the first frame); keeps what was typed before."""
+        early, self.path, self.entries = self.entries, path, _read(path)
+        for text in early:
+            self.add(text)
+
     def add(self, text: str) -> None:
         self._cursor = None
         if not text.strip() or (self.entries and self.entries[-1] == text):

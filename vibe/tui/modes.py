@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from vibe.config import ModeConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vibe.config import ModeConfig
 
 
 def next_mode(modes: list[ModeConfig], current: str) -> ModeConfig:
