@@ -32,7 +32,7 @@ class Terminal:
     def text(self) -> str:
         return "\n".join(self.screen.display)
 
-    def wait_for(self, needle: str, timeout: float = 20.0) -> None:
+    def wait_for(self, needle: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while needle not in self.text():
             if time.monotonic() > deadline:
