@@ -140,6 +140,9 @@ class FakeLLMServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Real inference servers (uvicorn, aiohttp) set TCP_NODELAY; without it every small SSE
+    # write waits on the client's delayed ACK (~40 ms a turn on loopback).
+    disable_nagle_algorithm = True
     fake: FakeLLMServer
 
     def log_message(self, format: str, *args: Any) -> None:
