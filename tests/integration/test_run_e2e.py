@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.configs import MODEL_CARD
 from tests.fakes.server import FakeLLMServer
-from tests.unit.test_config import MODEL_CARD
 
 
 @pytest.fixture

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
+from tests.fakes.configs import MODEL_CARD as MODEL_CARD_EXAMPLE
 from vibe.tui.screens.picker import PickerScreen
 from vibe.tui.widgets.tool_card import ToolCard
 
 from .conftest import CONFIG, scripted_app, type_text, wait_for
 
-MODEL_CARD = """\
-display_name = "Mistral Medium 3.5 (local vLLM)"
-description = "Mistral Medium 3.5 mode using local vLLM"
-safety = "neutral"
-active_model = "mistral-medium-3.5"
-
-[[providers]]
-name = "vllm"
-api_base = "http://127.0.0.1:9/v1"
-api_key_env_var = ""
-backend = "generic"
-api_style = "reasoning"
-
-[[models]]
-name = "mistralai/Mistral-Medium-3.5-128B"
-provider = "vllm"
-alias = "mistral-medium-3.5"
-thinking = "high"
-temperature = 0.7
-auto_compact_threshold = 168000
-
-[tools.bash]
-default_timeout = 1200
-"""
+MODEL_CARD = MODEL_CARD_EXAMPLE.replace("http://<your-host-url>:8000/v1", "http://127.0.0.1:9/v1")
 
 
 def footer(app) -> str:
