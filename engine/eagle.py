@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import ModelConfig
+from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.model import ForwardOutput, Layer, Transformer, rms_norm
 from engine.rope import apply_rope, llama4_query_scale, rope_tables
@@ -173,7 +174,7 @@ class EagleHead:
         """Target-vocabulary logits [..., V] for draft states [..., H]."""
         if self.kind == EAGLE3:
             state = rms_norm(state, self.norm, self.cfg.norm_eps)
-        logits = F.linear(state, self.lm_head)  # EAGLE-1 states are already post-norm
+        logits = linear(state, self.lm_head)  # EAGLE-1 states are already post-norm
         if not self.reduced_vocab:
             return logits
         full = logits.new_full((*logits.shape[:-1], self.target.cfg.vocab_size), float("-inf"))
@@ -202,12 +203,12 @@ class EagleHead:
         cfg = self.cfg
         emb = self.embed[tokens]
         if self.kind == EAGLE3 and from_target:
-            hidden = F.linear(hidden, self.fc)
+            hidden = linear(hidden, self.fc)
         cos = self.cos[positions].unsqueeze(-2)  # [..., T, 1, D]
         sin = self.sin[positions].unsqueeze(-2)
         q_scale = llama4_query_scale(cfg, positions)
         if self.kind == EAGLE1:
-            x = F.linear(torch.cat((emb, hidden), dim=-1), self.fc)
+            x = linear(torch.cat((emb, hidden), dim=-1), self.fc)
             for i, lay in enumerate(self.layers):
                 skip = i == 0 and not self.spec.first_layer_norm
                 h = x if skip else rms_norm(x, lay.attn_norm, cfg.norm_eps)
@@ -237,7 +238,7 @@ class EagleHead:
         cfg = self.cfg
         H, Hkv, D = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         lead, T = h.shape[:-2], h.shape[-2]
-        q, k, v = F.linear(h, lay.wqkv).split([H * D, Hkv * D, Hkv * D], dim=-1)
+        q, k, v = linear(h, lay.wqkv).split([H * D, Hkv * D, Hkv * D], dim=-1)
         q = apply_rope(q.view(*lead, T, H, D), cos, sin)
         k = apply_rope(k.view(*lead, T, Hkv, D), cos, sin)
         v = v.view(*lead, T, Hkv, D)
@@ -259,9 +260,9 @@ class EagleHead:
         )
         if cache is not None:
             o = o[0]
-        x = resid + F.linear(o.transpose(-2, -3).reshape(*lead, T, H * D), lay.wo)
-        gate, up = F.linear(rms_norm(x, lay.ffn_norm, cfg.norm_eps), lay.w13).chunk(2, dim=-1)
-        return x + F.linear(F.silu(gate) * up, lay.w2)
+        x = resid + linear(o.transpose(-2, -3).reshape(*lead, T, H * D), lay.wo)
+        gate, up = linear(rms_norm(x, lay.ffn_norm, cfg.norm_eps), lay.w13).chunk(2, dim=-1)
+        return x + linear(F.silu(gate) * up, lay.w2)
 
     @torch.inference_mode()
     def forward(

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from engine import fast_path, graphs
 from engine.config import ModelConfig
+from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.parallel.shard import SINGLE, TPContext
 from engine.rope import apply_rope, llama4_query_scale, rope_tables
@@ -187,7 +188,7 @@ class Transformer:
         x = self.tp.embed(self.embed, input_ids)  # [T, dim]
         for i, lay in enumerate(self.layers):
             h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
-            qkv = F.linear(h, lay.wqkv).view(T, H + 2 * Hkv, D)
+            qkv = linear(h, lay.wqkv).view(T, H + 2 * Hkv, D)
             qk = apply_rope(qkv[:, : H + Hkv], cos, sin)  # one rotation for q and k heads
             q, k = qk[:, :H], qk[:, H:]
             if q_scale is not None:
@@ -202,15 +203,15 @@ class Transformer:
                 is_causal=causal,
                 enable_gqa=Hkv != H,
             )
-            x = x + self.tp.reduce(F.linear(o[0].transpose(0, 1).reshape(T, H * D), lay.wo))
+            x = x + self.tp.reduce(linear(o[0].transpose(0, 1).reshape(T, H * D), lay.wo))
             h = rms_norm(x, lay.ffn_norm, cfg.norm_eps)
-            gate, up = F.linear(h, lay.w13).chunk(2, dim=-1)
-            x = x + self.tp.reduce(F.linear(F.silu(gate) * up, lay.w2))
+            gate, up = linear(h, lay.w13).chunk(2, dim=-1)
+            x = x + self.tp.reduce(linear(F.silu(gate) * up, lay.w2))
             if i in wanted:
                 captured[i] = x
         cache.length = end
         hidden = rms_norm(x, self.norm, cfg.norm_eps)
-        logits = F.linear(hidden if all_logits else hidden[-1:], self.lm_head)
+        logits = linear(hidden if all_logits else hidden[-1:], self.lm_head)
         logits = self.tp.gather_logits(logits, cfg.vocab_size)
         return ForwardOutput(logits=logits, hidden=hidden, layer_hidden=captured)
 

@@ -11,6 +11,7 @@ cross-entropy against the target's next-token distribution through the shared LM
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import sys
@@ -22,6 +23,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_spec import BENCH_PROMPTS
+from eagle_prompts import training_prompts
 
 from engine.eagle import EAGLE1, EagleHead, head_spec_for
 from engine.eagle_io import save_head
@@ -29,51 +34,18 @@ from engine.engine import Engine
 from engine.errors import EngineError
 from engine.model import Transformer
 
-TRAIN_PROMPTS = [
-    "Write a Python function that checks whether a string is a palindrome.",
-    "Write a Python class for a stack with push, pop and peek.",
-    "Implement binary search in Python.",
-    "Write a function that merges two sorted lists.",
-    "Write a Python script that counts word frequencies in a text file.",
-    "Implement quicksort in Python.",
-    "Write a function to compute the nth Fibonacci number iteratively.",
-    "Write a Python function that flattens a nested list.",
-    "Implement a simple LRU cache class in Python.",
-    "Write a function that validates an email address with a regular expression.",
-    "Write a JavaScript function that debounces another function.",
-    "Write a Python function that reads a CSV file and returns a list of dicts.",
-    "Implement a breadth-first search on a graph given as an adjacency list.",
-    "Write a Python function that returns the prime numbers below n.",
-    "Write a SQL query that finds the second highest salary in an employees table.",
-    "Write a Python decorator that times a function call.",
-    "Implement a queue using two stacks in Python.",
-    "Write a bash script that renames all .txt files in a folder to .md.",
-    "Write a Python function that converts a Roman numeral to an integer.",
-    "Implement matrix multiplication in Python without numpy.",
-    "Write a Python function that removes duplicates from a list while keeping order.",
-    "Write a class representing a bank account with deposit and withdraw methods.",
-    "Write a function that computes the greatest common divisor of two numbers.",
-    "Write a Python generator that yields the lines of a file in reverse order.",
-    "Implement depth-first search recursively in Python.",
-    "Write a function that parses a query string into a dictionary.",
-    "Write a Python function to transpose a matrix.",
-    "Write a unit test with pytest for a function that adds two numbers.",
-    "Implement insertion sort in Python and explain its complexity.",
-    "Write a function that finds the longest common prefix of a list of strings.",
-    "Write a Rust function that sums a vector of integers.",
-    "Write a Python dataclass for a 2D point with a distance method.",
-]
-
 
 def code_prompt_ids(engine: Engine, text: str) -> list[int]:
     return engine.tokenizer.encode_chat([{"role": "user", "content": text}], None, None)
 
 
-def generate_data(engine: Engine, seconds: float, max_tokens: int, seed: int) -> list[list[int]]:
-    """The target's answers to the training prompts (greedy first, then sampled) until time's up."""
+def generate_data(
+    engine: Engine, prompts: list[str], seconds: float, max_tokens: int, seed: int
+) -> list[list[int]]:
+    """The target's answers to the prompts (greedy first, then sampled) until time's up."""
     seqs: list[list[int]] = []
     deadline = time.monotonic() + seconds
-    rounds = [(p, 0.0) for p in TRAIN_PROMPTS] + [(p, 0.7) for p in TRAIN_PROMPTS]
+    rounds = [(p, 0.0) for p in prompts] + [(p, 0.7) for p in prompts]
     for i, (prompt, temp) in enumerate(rounds):
         if time.monotonic() > deadline:
             break
@@ -121,15 +93,14 @@ def hf_twin(model: Transformer):
 
 
 def generate_batched(
-    engine: Engine, seconds: float, max_tokens: int, batch: int, seed: int
+    engine: Engine, prompts: list[str], seconds: float, max_tokens: int, batch: int, seed: int
 ) -> list[list[int]]:
-    """The target's answers, `batch` prompts at a time: greedy first, then sampled passes."""
+    """The target's answers, `batch` prompts at a time: greedy first (what greedy decoding will
+    meet), then sampled passes, until time's up."""
     hf = hf_twin(engine.model)
     torch.manual_seed(seed)
     deadline = time.monotonic() + seconds
-    jobs = [(p, 0.0) for p in TRAIN_PROMPTS] + [
-        (p, t) for t in (0.7, 1.0, 0.7, 1.0) for p in TRAIN_PROMPTS
-    ]
+    jobs = [(p, 0.0) for p in prompts] + [(p, t) for t in (0.7, 1.0, 0.7) for p in prompts]
     seqs: list[list[int]] = []
     pad = (engine.tokenizer.eos_ids and min(engine.tokenizer.eos_ids)) or 0
     for lo in range(0, len(jobs), batch):
@@ -193,16 +164,6 @@ def featurize(
             hidden = model.forward(t, torch.arange(len(chunk), device=model.device), cache).hidden
             out.append((t.clone(), hidden.float().clone()))
     return out
-
-
-def featurize_count(seqs: list[list[int]], seq: int) -> list[int]:
-    """Chunk lengths `featurize` produces for seqs (to tell generated chunks apart)."""
-    return [
-        len(ids[lo : lo + seq])
-        for ids in seqs
-        for lo in range(0, len(ids), seq)
-        if len(ids[lo : lo + seq]) >= 16
-    ]
 
 
 def draft_vocabulary(
@@ -298,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=20.0, help="total time budget")
     ap.add_argument("--gen-minutes", type=float, default=6.0, help="of which: self-generation")
     ap.add_argument("--gen-tokens", type=int, default=192, help="max tokens per answer")
-    ap.add_argument("--gen-batch", type=int, default=32, help="1: generate with the engine")
+    ap.add_argument("--gen-batch", type=int, default=48, help="1: generate with the engine")
     ap.add_argument("--corpus", default=sysconfig.get_paths()["stdlib"], help="Python source dir")
     ap.add_argument("--corpus-tokens", type=int, default=3000)
     ap.add_argument("--layers", type=int, default=1)
@@ -313,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also train on the head's own features (draft steps 2..K)",
     )
-    ap.add_argument("--ce-positions", type=int, default=128)
+    ap.add_argument("--ce-positions", type=int, default=256)
+    ap.add_argument("--ce-weight", type=float, default=0.1, help="EAGLE's 0.1 by default")
+    ap.add_argument("--prompts", type=int, default=320, help="distinct training prompts")
+    ap.add_argument(
+        "--data-cache", default=None, help="JSON file: reuse the generated answers if it exists"
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -329,24 +295,38 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     target = engine.model
     print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
-    if args.gen_batch > 1 and target.cfg.yarn is None and target.cfg.llama4_beta is None:
-        seqs = generate_batched(
-            engine, args.gen_minutes * 60, args.gen_tokens, args.gen_batch, args.seed
-        )
+    prompts = training_prompts(args.prompts, args.seed, exclude=frozenset(BENCH_PROMPTS))
+    n_held = max(1, len(prompts) // 20)  # whole prompts held out: generalisation, not recall
+    cache_file = Path(args.data_cache) if args.data_cache else None
+    if cache_file and cache_file.exists():
+        seqs = json.loads(cache_file.read_text())["seqs"]
+        print(f"data: {len(seqs)} answers from {cache_file}", flush=True)
     else:
-        seqs = generate_data(engine, args.gen_minutes * 60, args.gen_tokens, args.seed)
+        if args.gen_batch > 1 and target.cfg.yarn is None and target.cfg.llama4_beta is None:
+            seqs = generate_batched(
+                engine, prompts, args.gen_minutes * 60, args.gen_tokens, args.gen_batch, args.seed
+            )
+        else:
+            seqs = generate_data(engine, prompts, args.gen_minutes * 60, args.gen_tokens, args.seed)
+        if cache_file:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"seqs": seqs}))
+            tmp.replace(cache_file)
+    # The first answers are greedy ones to prompts 0, 1, ...: those of the first n_held prompts
+    # are held out, and so are every later (sampled) answer to the same prompts.
+    held_ids = {tuple(code_prompt_ids(engine, p)) for p in prompts[:n_held]}
+    is_held = [any(tuple(s[: len(h)]) == h for h in held_ids) for s in seqs]
+    held_seqs = [s for s, h in zip(seqs, is_held, strict=True) if h]
+    train_seqs = [s for s, h in zip(seqs, is_held, strict=True) if not h]
     gen_tokens = sum(len(s) for s in seqs)
     corpus = corpus_data(engine, Path(args.corpus), args.corpus_tokens, args.seq, args.seed)
-    print(
-        f"data: {len(seqs)} generated ({gen_tokens} tok), {len(corpus)} corpus chunks", flush=True
-    )
-    data = featurize(target, seqs + corpus, args.seq)
-    n_gen_chunks = len(featurize_count(seqs, args.seq))
-    train_gen = data[:n_gen_chunks]  # generated answers: what the head will meet at inference
+    print(f"data: {len(seqs)} generated answers ({gen_tokens} tok, {len(held_seqs)} held out), "
+          f"{len(corpus)} corpus chunks", flush=True)  # fmt: skip
+    train_gen = featurize(target, train_seqs, args.seq)
+    train = train_gen + featurize(target, corpus, args.seq)
+    held = featurize(target, held_seqs, args.seq)
     rng = random.Random(args.seed)
-    rng.shuffle(data)
-    held = data[: max(2, len(data) // 20)]
-    train = data[len(held) :]
     n_tok = sum(len(t) for t, _ in train)
     print(f"features: {len(train)} train seqs ({n_tok} tok), {len(held)} held out; "
           f"{time.monotonic() - t_start:.0f}s elapsed", flush=True)  # fmt: skip
@@ -363,10 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     gen = torch.Generator().manual_seed(args.seed)
-    lm_head = target.lm_head
+    # Losses over the draft vocabulary only: all the head will ever propose (EAGLE-3 does the
+    # same), and 6x cheaper than the full one on SmolLM2.
+    lm_head = target.lm_head[head.draft_to_target] if vd else target.lm_head
     train_start = time.monotonic()
     step, last_log = 0, 0.0
-    held_b = batch(held, 8, args.seq, random.Random(1), target.device)
+    held_b = batch(held, 16, args.seq, random.Random(1), target.device)
     while time.monotonic() < deadline:
         frac = (time.monotonic() - train_start) / max(deadline - train_start, 1)
         lr = (
@@ -376,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             g["lr"] = lr
         b = batch(train, args.batch, args.seq, rng, target.device)
         reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen, args.unroll)
-        loss = reg + 0.1 * ce
+        loss = reg + args.ce_weight * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.5)

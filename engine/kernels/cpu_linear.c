@@ -1,0 +1,109 @@
+/* Small-batch fp32 linear layer for CPU decoding: out[m, n] = dot(x[m, :], w[n, :]).
+ *
+ * Decode (M = 1) and speculative verification (M = K + 1 <= 16) are memory-bound: every weight
+ * is read once per step. MKL's sgemm is far from the bandwidth limit for M = 2..8 on wide
+ * matrices; this kernel streams each weight row once and applies it to all M inputs held in
+ * L1. Each output element is computed by the same sequence of operations whatever M is, so a
+ * row's result does not depend on how many rows are verified together (greedy speculative
+ * decoding then matches plain decoding bit for bit).
+ *
+ * Threads: OpenMP over blocks of weight rows, sharing torch's runtime (same libgomp soname).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define VW 16
+typedef __m512 vec;
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VSUM(v) _mm512_reduce_add_ps(v)
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define VW 8
+typedef __m256 vec;
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+static inline float vsum8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+#define VSUM(v) vsum8(v)
+#else
+#define VW 1
+typedef float vec;
+#define VZERO() 0.0f
+#define VLOAD(p) (*(p))
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VSUM(v) (v)
+#endif
+
+#define MAX_M 16
+
+/* R weight rows x M inputs, R*M accumulators (independent FMA chains). Always inlined with
+ * constant R, M so the accumulators live in registers. */
+static inline __attribute__((always_inline)) void block(
+    const float *x, int64_t ldx, const float *w, int64_t ldw, float *out, int64_t ldo,
+    int64_t n0, int R, int M, int64_t K) {
+    vec acc[8][MAX_M];
+    for (int r = 0; r < R; r++)
+        for (int m = 0; m < M; m++) acc[r][m] = VZERO();
+    const int64_t K_main = K - K % VW;
+    for (int64_t k = 0; k < K_main; k += VW) {
+        vec xv[MAX_M];
+        for (int m = 0; m < M; m++) xv[m] = VLOAD(x + m * ldx + k);
+        for (int r = 0; r < R; r++) {
+            vec wv = VLOAD(w + (n0 + r) * ldw + k);
+            for (int m = 0; m < M; m++) acc[r][m] = VFMA(wv, xv[m], acc[r][m]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const float *wr = w + (n0 + r) * ldw;
+        for (int m = 0; m < M; m++) {
+            float s = VSUM(acc[r][m]);
+            for (int64_t k = K_main; k < K; k++) s += wr[k] * x[m * ldx + k];
+            out[m * ldo + n0 + r] = s;
+        }
+    }
+}
+
+/* Blocks of R rows shared out among the threads; leftover rows one at a time. */
+#define RUN(R_, M_)                                                                      \
+    {                                                                                    \
+        const int64_t nb = N / (R_);                                                     \
+        _Pragma("omp parallel for schedule(static)") for (int64_t b = 0; b < nb; b++)    \
+            block(x, ldx, w, ldw, out, ldo, b * (R_), (R_), (M_), K);                    \
+        for (int64_t n = nb * (R_); n < N; n++) block(x, ldx, w, ldw, out, ldo, n, 1, (M_), K); \
+    }                                                                                    \
+    break;
+
+/* Returns 0 on success, -1 when M is out of range (the caller falls back to torch). */
+int vibe_linear_f32(const float *x, int64_t ldx, const float *w, int64_t ldw, float *out,
+                    int64_t ldo, int64_t M, int64_t N, int64_t K) {
+    switch (M) {
+        case 1: RUN(8, 1)
+        case 2: RUN(8, 2)
+        case 3: RUN(6, 3)
+        case 4: RUN(4, 4)
+        case 5: RUN(4, 5)
+        case 6: RUN(3, 6)
+        case 7: RUN(3, 7)
+        case 8: RUN(2, 8)
+        case 9: RUN(2, 9)
+        case 10: RUN(2, 10)
+        case 11: RUN(2, 11)
+        case 12: RUN(1, 12)
+        case 13: RUN(1, 13)
+        case 14: RUN(1, 14)
+        case 15: RUN(1, 15)
+        case 16: RUN(1, 16)
+        default: return -1;
+    }
+    return 0;
+}
