@@ -23,10 +23,10 @@ EAGLE1, EAGLE3 = "eagle1", "eagle3"
 
 @dataclass
 class DraftOutput:
-    """logits [T or 1, target vocab] (draft-vocab logits already mapped back for EAGLE-3);
-    hidden [T, H]: the state fed to the next draft step."""
+    """logits [1, target vocab] of the last pair (draft-vocab logits mapped back; None when
+    not asked for); hidden [T, H]: the state fed to the next draft step."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     hidden: torch.Tensor
 
 
@@ -149,9 +149,11 @@ class EagleHead:
         return self.kind == EAGLE3 or bool(self.spec.draft_vocab_size)
 
     def prepare(self) -> None:
-        """Call once the weights are in: slices the shared LM head for a reduced EAGLE-1 vocab."""
+        """Call once the weights are in: slices the shared LM head for a reduced EAGLE-1 vocab
+        and fixes the draft -> target id map used while drafting."""
+        self._to_target = self.draft_to_target
         if self.kind == EAGLE1 and self.reduced_vocab:
-            self.lm_head = self.target.lm_head[self.draft_to_target].contiguous()
+            self.lm_head = self.target.lm_head[self._to_target].contiguous()
 
     def trainable(self) -> list[torch.Tensor]:
         """Distinct learnable tensors (fused qkv / gate-up once each)."""
@@ -170,16 +172,30 @@ class EagleHead:
 
     # -- forward -----------------------------------------------------------------------------
 
-    def draft_logits(self, state: torch.Tensor) -> torch.Tensor:
-        """Target-vocabulary logits [..., V] for draft states [..., H]."""
+    def _vocab_logits(self, state: torch.Tensor) -> torch.Tensor:
+        """Logits over the head's own (possibly reduced) vocabulary."""
         if self.kind == EAGLE3:
             state = rms_norm(state, self.norm, self.cfg.norm_eps)
-        logits = linear(state, self.lm_head)  # EAGLE-1 states are already post-norm
+        return linear(state, self.lm_head)  # EAGLE-1 states are already post-norm
+
+    def draft_logits(self, state: torch.Tensor) -> torch.Tensor:
+        """Target-vocabulary logits [..., V] for draft states [..., H]."""
+        logits = self._vocab_logits(state)
         if not self.reduced_vocab:
             return logits
         full = logits.new_full((*logits.shape[:-1], self.target.cfg.vocab_size), float("-inf"))
-        full[..., self.draft_to_target] = logits
+        full[..., self._id_map()] = logits
         return full
+
+    def greedy_token(self, state: torch.Tensor) -> torch.Tensor:
+        """The target id [1] of the most likely draft for one state [1, H]: the argmax over
+        the draft vocabulary, without building target-vocabulary logits."""
+        best = self._vocab_logits(state[-1:]).argmax(-1)
+        return self._id_map()[best] if self.reduced_vocab else best
+
+    def _id_map(self) -> torch.Tensor:
+        mapped = getattr(self, "_to_target", None)
+        return mapped if mapped is not None else self.draft_to_target
 
     @property
     def draft_to_target(self) -> torch.Tensor:
@@ -272,13 +288,15 @@ class EagleHead:
         positions: torch.Tensor,
         cache: KVCache,
         from_target: bool,
+        logits: bool = True,
     ) -> DraftOutput:
-        """Inference step over T pairs at consecutive positions; logits of the last pair only."""
+        """Inference step over T pairs at consecutive positions; logits of the last pair only
+        (skipped with logits=False: greedy drafting takes `greedy_token(hidden)` instead)."""
         if int(positions[-1]) >= cache.max_len:
             raise ValueError(f"draft positions up to {int(positions[-1])} exceed the cache")
         state = self.run(tokens, hidden, positions, cache, from_target)
         cache.length = int(positions[-1]) + 1
-        return DraftOutput(logits=self.draft_logits(state[-1:]), hidden=state)
+        return DraftOutput(logits=self.draft_logits(state[-1:]) if logits else None, hidden=state)
 
 
 def head_spec_for(

@@ -148,17 +148,22 @@ class EagleDrafter:
         self.cache.truncate(start)  # drop rows written from the head's own guesses
         dev = feats.device
         toks = torch.tensor(ids[start + 1 :], dtype=torch.long, device=dev)
+        greedy = params.greedy
         out = self.head.forward(
-            toks, feats, torch.arange(start, start + m, device=dev), self.cache, True
+            toks, feats, torch.arange(start, start + m, device=dev), self.cache, True, not greedy
         )
         tokens, dists = [], []
         for j in range(k):
-            tok, q = pick(out.logits[-1], params, generator)
+            if greedy:  # argmax over the draft vocabulary only: no full-vocabulary logits
+                tok, q = self.head.greedy_token(out.hidden), None
+            else:
+                assert out.logits is not None
+                tok, q = pick(out.logits[-1], params, generator)
             tokens.append(tok)
             dists.append(q)
             if j + 1 < k:
                 pos = torch.tensor([start + m + j], device=dev)
-                out = self.head.forward(tok, out.hidden[-1:], pos, self.cache, False)
+                out = self.head.forward(tok, out.hidden[-1:], pos, self.cache, False, not greedy)
         qs = None if params.greedy else torch.stack(dists)  # type: ignore[arg-type]
         return torch.cat(tokens), qs
 

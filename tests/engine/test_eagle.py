@@ -134,6 +134,17 @@ def test_reduced_vocabulary_drafts_only_inside_it(targets):
     assert allowed[logits.argmax(-1)].all()
 
 
+@pytest.mark.parametrize(("kind", "vocab"), [(EAGLE1, None), (EAGLE1, 64), (EAGLE3, 50)])
+def test_greedy_draft_token_is_the_argmax_of_the_target_vocabulary_logits(targets, kind, vocab):
+    """Greedy drafting skips building full-vocabulary logits; it must pick the same token."""
+    target = targets[kind]
+    head = _head(target, kind, seed=3, vocab=vocab)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        state = torch.randn(1, target.cfg.dim, generator=gen)
+        assert int(head.greedy_token(state)) == int(head.draft_logits(state).argmax(-1))
+
+
 def _outputs(head, target, ids):
     out = target.forward(
         torch.tensor(ids),
