@@ -47,9 +47,7 @@ def test_leading_dims_strides_and_views() -> None:
     w = torch.randn(96, 64, generator=gen)
     torch.testing.assert_close(linear(x, w), F.linear(x, w), rtol=1e-5, atol=1e-4)
     strided = torch.randn(5, 128, generator=gen)[:, ::2]  # last dim not contiguous
-    torch.testing.assert_close(
-        linear(strided, w), F.linear(strided, w), rtol=1e-5, atol=1e-4
-    )
+    torch.testing.assert_close(linear(strided, w), F.linear(strided, w), rtol=1e-5, atol=1e-4)
     rows = torch.randn(200, 64, generator=gen)[40:140]  # a row slice of a bigger weight
     torch.testing.assert_close(linear(x, rows), F.linear(x, rows), rtol=1e-5, atol=1e-4)
 
@@ -77,9 +75,7 @@ def test_switched_off_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert torch.equal(linear(x, w), F.linear(x, w))
 
 
-def test_without_a_compiler_it_falls_back(
-    monkeypatch: pytest.MonkeyPatch, tmp_path
-) -> None:
+def test_without_a_compiler_it_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     cpu_linear._library.cache_clear()
