@@ -148,13 +148,17 @@ def corpus_data(engine: Engine, root: Path, n_tokens: int, seq: int, seed: int) 
     return seqs
 
 
+Example = tuple[torch.Tensor, torch.Tensor, int]
+
+
 def featurize(
-    model: Transformer, seqs: list[list[int]], seq: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(tokens [n], final normed hidden [n, H]) per sequence, cut to `seq` tokens."""
+    model: Transformer, seqs: list[list[int]], seq: int, starts: list[int] | None = None
+) -> list[Example]:
+    """(tokens [n], final normed hidden [n, H], answer start) per sequence, cut to `seq`
+    tokens. starts[i]: where sequence i's answer begins (losses count from there; 0: all)."""
     cache = model.new_cache()
     out = []
-    for ids in seqs:
+    for i, ids in enumerate(seqs):
         for lo in range(0, len(ids), seq):
             chunk = ids[lo : lo + seq]
             if len(chunk) < 16:
@@ -162,8 +166,18 @@ def featurize(
             cache.truncate(0)
             t = torch.tensor(chunk, device=model.device)
             hidden = model.forward(t, torch.arange(len(chunk), device=model.device), cache).hidden
-            out.append((t.clone(), hidden.float().clone()))
+            start = max(0, (starts[i] if starts else 0) - lo)
+            out.append((t.clone(), hidden.float().clone(), start))
     return out
+
+
+def answer_starts(engine: Engine, prompts: list[str], seqs: list[list[int]]) -> list[int]:
+    """For each generated sequence, the length of the chat prompt it starts with."""
+    by_len: dict[int, set[tuple[int, ...]]] = {}
+    for p in prompts:
+        ids = tuple(code_prompt_ids(engine, p))
+        by_len.setdefault(len(ids), set()).add(ids)
+    return [next((n for n, group in by_len.items() if tuple(s[:n]) in group), 0) for s in seqs]
 
 
 def draft_vocabulary(
@@ -171,7 +185,7 @@ def draft_vocabulary(
 ) -> torch.Tensor:
     """The `size` most frequent tokens of the data (then the lowest ids), sorted ascending."""
     counts = torch.zeros(vocab)
-    for toks, _ in data:
+    for toks, *_ in data:
         counts += torch.bincount(toks.cpu(), minlength=vocab).float()
     counts += torch.linspace(1e-3, 0, vocab)  # ties: prefer low ids (frequent BPE merges)
     return counts.topk(min(size, vocab)).indices.sort().values
@@ -195,10 +209,11 @@ def init_from_target(head: EagleHead, target: Transformer, seed: int) -> None:
 
 def batch(data, B: int, T: int, rng: random.Random, dev: torch.device):
     """B windows of up to T pairs: tokens p+1, features p, next features p+1, positions p, and a
-    validity mask [B, T] for windows of short sequences (zero-padded)."""
+    mask [B, T] of the pairs that count: inside the sequence (windows of short ones are
+    zero-padded) and predicting answer tokens (p + 2 >= the answer start)."""
     toks, feats, nxt, pos, mask = [], [], [], [], []
     for _ in range(B):
-        t, h = data[rng.randrange(len(data))]
+        t, h, start = data[rng.randrange(len(data))]
         n = min(T, len(t) - 1)
         s = rng.randrange(0, len(t) - n)
         pad = T - n
@@ -206,7 +221,7 @@ def batch(data, B: int, T: int, rng: random.Random, dev: torch.device):
         feats.append(F.pad(h[s : s + n], (0, 0, 0, pad)))
         nxt.append(F.pad(h[s + 1 : s + n + 1], (0, 0, 0, pad)))
         pos.append(torch.arange(s, s + T).clamp(max=s + n - 1))
-        mask.append(torch.arange(T) < n)
+        mask.append((torch.arange(T) < n) & (torch.arange(s, s + T) + 2 >= start))
     return tuple(torch.stack(x).to(dev) for x in (toks, feats, nxt, pos, mask))
 
 
@@ -323,11 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     corpus = corpus_data(engine, Path(args.corpus), args.corpus_tokens, args.seq, args.seed)
     print(f"data: {len(seqs)} generated answers ({gen_tokens} tok, {len(held_seqs)} held out), "
           f"{len(corpus)} corpus chunks", flush=True)  # fmt: skip
-    train_gen = featurize(target, train_seqs, args.seq)
+    train_gen = featurize(target, train_seqs, args.seq, answer_starts(engine, prompts, train_seqs))
     train = train_gen + featurize(target, corpus, args.seq)
-    held = featurize(target, held_seqs, args.seq)
+    held = featurize(target, held_seqs, args.seq, answer_starts(engine, prompts, held_seqs))
     rng = random.Random(args.seed)
-    n_tok = sum(len(t) for t, _ in train)
+    n_tok = sum(len(t) for t, *_ in train)
     print(f"features: {len(train)} train seqs ({n_tok} tok), {len(held)} held out; "
           f"{time.monotonic() - t_start:.0f}s elapsed", flush=True)  # fmt: skip
 
@@ -357,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         b = batch(train, args.batch, args.seq, rng, target.device)
+        if not bool(b[-1].any()):  # every window fell inside prompts: nothing to learn from
+            continue
         reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen, args.unroll)
         loss = reg + args.ce_weight * ce
         opt.zero_grad(set_to_none=True)
