@@ -91,6 +91,7 @@ class EagleHead:
         # Draft id i is target id i + d2t[i] (the EAGLE-3 / vLLM convention). An EAGLE-1 head may
         # also carry one: it then drafts over those rows of the shared LM head only (FR-Spec).
         self.d2t = torch.zeros(vd, dtype=torch.long, device=dev)
+        self._to_target = self.draft_to_target  # refreshed by prepare() once d2t is loaded
         self.lm_head = target.lm_head
         if spec.kind == EAGLE3:
             self.hidden_norm = empty(dim)
@@ -184,18 +185,14 @@ class EagleHead:
         if not self.reduced_vocab:
             return logits
         full = logits.new_full((*logits.shape[:-1], self.target.cfg.vocab_size), float("-inf"))
-        full[..., self._id_map()] = logits
+        full[..., self._to_target] = logits
         return full
 
     def greedy_token(self, state: torch.Tensor) -> torch.Tensor:
         """The target id [1] of the most likely draft for one state [1, H]: the argmax over
         the draft vocabulary, without building target-vocabulary logits."""
         best = self._vocab_logits(state[-1:]).argmax(-1)
-        return self._id_map()[best] if self.reduced_vocab else best
-
-    def _id_map(self) -> torch.Tensor:
-        mapped = getattr(self, "_to_target", None)
-        return mapped if mapped is not None else self.draft_to_target
+        return self._to_target[best] if self.reduced_vocab else best
 
     @property
     def draft_to_target(self) -> torch.Tensor:

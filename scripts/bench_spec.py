@@ -21,6 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eagle_prompts import BENCH_PROMPTS
+
 from engine.eagle_io import load_head
 from engine.engine import Engine
 from engine.errors import EngineError
@@ -28,17 +30,6 @@ from engine.events import Timings
 from engine.kv_cache import KVCache
 from engine.sampling import SamplingParams
 from engine.spec import EagleDrafter, SpecStats, SpeculativeDecoder
-
-BENCH_PROMPTS = [
-    "Write a Python function that returns the n-th triangular number.",
-    "Implement a stack-based checker for balanced parentheses in Python.",
-    "Write a Python function that counts the vowels in a string.",
-    "Implement selection sort in Python.",
-    "Write a Python class for a binary tree node with an insert method.",
-    "Write a function that reverses the words in a sentence.",
-    "Write a Python function that computes the factorial of n recursively.",
-    "Write a Python function that checks whether a number is prime.",
-]
 
 
 def plain_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], float]:

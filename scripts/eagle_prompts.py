@@ -1,10 +1,22 @@
-"""Code prompts for self-distilling EAGLE heads: a few hundred distinct requests built from task
-phrases and request templates, so the head sees many answers rather than a few answers many
-times. `scripts/bench_spec.py`'s held-out prompts are never produced."""
+"""Code prompts for EAGLE heads: a few hundred distinct training requests built from task phrases
+and request templates, so the head sees many answers rather than a few answers many times, and
+the benchmark's held-out prompts (`BENCH_PROMPTS`, used by `bench_spec.py`), never produced for
+training."""
 
 from __future__ import annotations
 
 import random
+
+BENCH_PROMPTS = [  # held out: never in training_prompts()
+    "Write a Python function that returns the n-th triangular number.",
+    "Implement a stack-based checker for balanced parentheses in Python.",
+    "Write a Python function that counts the vowels in a string.",
+    "Implement selection sort in Python.",
+    "Write a Python class for a binary tree node with an insert method.",
+    "Write a function that reverses the words in a sentence.",
+    "Write a Python function that computes the factorial of n recursively.",
+    "Write a Python function that checks whether a number is prime.",
+]
 
 FUNCTION_TASKS = [
     "checks whether a string is a palindrome",
@@ -172,7 +184,9 @@ EXTRA = [
 ]
 
 
-def training_prompts(n: int, seed: int = 0, exclude: frozenset[str] = frozenset()) -> list[str]:
+def training_prompts(
+    n: int, seed: int = 0, exclude: frozenset[str] = frozenset(BENCH_PROMPTS)
+) -> list[str]:
     """`n` distinct prompts (fewer if the templates run out), deterministic for a seed."""
     rng = random.Random(seed)
     pool: set[str] = set(EXTRA)

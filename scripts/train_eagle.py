@@ -25,7 +25,6 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_spec import BENCH_PROMPTS
 from eagle_prompts import training_prompts
 
 from engine.eagle import EAGLE1, EagleHead, head_spec_for
@@ -152,7 +151,7 @@ Example = tuple[torch.Tensor, torch.Tensor, int]
 
 
 def featurize(
-    model: Transformer, seqs: list[list[int]], seq: int, starts: list[int] | None = None
+    model: Transformer, seqs: list[list[int]], starts: list[int] | None = None, *, seq: int
 ) -> list[Example]:
     """(tokens [n], final normed hidden [n, H], answer start) per sequence, cut to `seq`
     tokens. starts[i]: where sequence i's answer begins (losses count from there; 0: all)."""
@@ -171,13 +170,18 @@ def featurize(
     return out
 
 
-def answer_starts(engine: Engine, prompts: list[str], seqs: list[list[int]]) -> list[int]:
-    """For each generated sequence, the length of the chat prompt it starts with."""
-    by_len: dict[int, set[tuple[int, ...]]] = {}
-    for p in prompts:
-        ids = tuple(code_prompt_ids(engine, p))
-        by_len.setdefault(len(ids), set()).add(ids)
-    return [next((n for n, group in by_len.items() if tuple(s[:n]) in group), 0) for s in seqs]
+def match_prompts(
+    engine: Engine, prompts: list[str], seqs: list[list[int]]
+) -> list[tuple[int, int]]:
+    """For each generated sequence, (index of the prompt it answers, that chat prompt's length
+    in tokens: where the answer starts); (-1, 0) when it starts with none of them."""
+    by_ids = {tuple(code_prompt_ids(engine, p)): i for i, p in enumerate(prompts)}
+    lengths = sorted({len(ids) for ids in by_ids})
+    found = []
+    for s in seqs:
+        hit = next(((by_ids[tuple(s[:n])], n) for n in lengths if tuple(s[:n]) in by_ids), None)
+        found.append(hit or (-1, 0))
+    return found
 
 
 def draft_vocabulary(
@@ -310,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     target = engine.model
     print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
-    prompts = training_prompts(args.prompts, args.seed, exclude=frozenset(BENCH_PROMPTS))
+    prompts = training_prompts(args.prompts, args.seed)
     n_held = max(1, len(prompts) // 20)  # whole prompts held out: generalisation, not recall
     cache_file = Path(args.data_cache) if args.data_cache else None
     if cache_file and cache_file.exists():
@@ -328,19 +332,22 @@ def main(argv: list[str] | None = None) -> int:
             tmp = cache_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"seqs": seqs}))
             tmp.replace(cache_file)
-    # The first answers are greedy ones to prompts 0, 1, ...: those of the first n_held prompts
-    # are held out, and so are every later (sampled) answer to the same prompts.
-    held_ids = {tuple(code_prompt_ids(engine, p)) for p in prompts[:n_held]}
-    is_held = [any(tuple(s[: len(h)]) == h for h in held_ids) for s in seqs]
-    held_seqs = [s for s, h in zip(seqs, is_held, strict=True) if h]
-    train_seqs = [s for s, h in zip(seqs, is_held, strict=True) if not h]
+    # Every answer (greedy or sampled) to the first n_held prompts is held out.
+    matched = match_prompts(engine, prompts, seqs)
+    is_held = [0 <= i < n_held for i, _ in matched]
+
+    def answers(held: bool) -> list[Example]:
+        chosen = [k for k, h in enumerate(is_held) if h == held]
+        starts = [matched[k][1] for k in chosen]
+        return featurize(target, [seqs[k] for k in chosen], starts, seq=args.seq)
+
     gen_tokens = sum(len(s) for s in seqs)
     corpus = corpus_data(engine, Path(args.corpus), args.corpus_tokens, args.seq, args.seed)
-    print(f"data: {len(seqs)} generated answers ({gen_tokens} tok, {len(held_seqs)} held out), "
+    print(f"data: {len(seqs)} generated answers ({gen_tokens} tok, {sum(is_held)} held out), "
           f"{len(corpus)} corpus chunks", flush=True)  # fmt: skip
-    train_gen = featurize(target, train_seqs, args.seq, answer_starts(engine, prompts, train_seqs))
-    train = train_gen + featurize(target, corpus, args.seq)
-    held = featurize(target, held_seqs, args.seq, answer_starts(engine, prompts, held_seqs))
+    train_gen = answers(held=False)
+    train = train_gen + featurize(target, corpus, seq=args.seq)
+    held = answers(held=True)
     rng = random.Random(args.seed)
     n_tok = sum(len(t) for t, *_ in train)
     print(f"features: {len(train)} train seqs ({n_tok} tok), {len(held)} held out; "

@@ -1,16 +1,14 @@
 /* Small-batch fp32 linear layer for CPU decoding: out[m, n] = dot(x[m, :], w[n, :]).
  *
- * Decode (M = 1) and speculative verification (M = K + 1 <= 16) are memory-bound: every weight
- * is read once per step. MKL's sgemm is far from the bandwidth limit for M = 2..8 on wide
- * matrices; this kernel streams each weight row once and applies it to all M inputs held in
- * L1. Each output element is computed by the same sequence of operations whatever M is, so a
- * row's result does not depend on how many rows are verified together (greedy speculative
- * decoding then matches plain decoding bit for bit).
+ * Speculative verification (M = K + 1 <= 16 rows) is memory-bound: every weight is read once
+ * per step. MKL's sgemm is far from the bandwidth limit for M = 2..8 on wide matrices; this
+ * kernel streams each weight row once and applies it to all M inputs held in L1. Each output
+ * element is computed by the same sequence of operations whatever M is, so a row's result does
+ * not depend on how many rows are verified together.
  *
  * Threads: OpenMP over blocks of weight rows, sharing torch's runtime (same libgomp soname).
  */
 #include <stdint.h>
-#include <string.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
