@@ -19,6 +19,7 @@ from engine.errors import (
     EngineOutOfMemory,
 )
 from engine.events import ChatEvent, Finished, Timings, Usage
+from engine.kernels import cpu_linear
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.sampling import SamplingParams, sample
@@ -96,6 +97,8 @@ def load_model(
             return load_parallel(ckpt, tp, dev, dt, max_len)
         model = Transformer(ckpt.config, max_len, dt, dev)
         load_into(model, ckpt.tensors(set(model.weight_targets())))
+    if dev.type == "cpu" and dt == torch.float32:
+        cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
     return model
 
 

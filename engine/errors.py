@@ -6,7 +6,6 @@ EngineError
 ├── WeightLoadError        a tensor is missing or has the wrong shape
 ├── ContextLengthError     the prompt does not fit in the context window
 ├── EngineOutOfMemory      the device ran out of memory
-├── NotSupportedYet        an option reserved for a later feature (tensor parallel, EAGLE)
 ├── BadRequestError        a chat request or prompt cannot be encoded
 └── EngineBusyError        a generation is already running on this engine
 """
@@ -36,10 +35,6 @@ class ContextLengthError(EngineError):
 
 class EngineOutOfMemory(EngineError):
     """Raised when the device runs out of memory while loading or running the model."""
-
-
-class NotSupportedYet(EngineError):
-    """Raised for options that later features will implement (tensor parallel, speculative)."""
 
 
 class BadRequestError(EngineError, ValueError):
