@@ -4,7 +4,7 @@ reproduces plain greedy decoding."""
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +24,7 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "example.py").write_text("def add(a, b):\n    return a + b\n" * 20)
-    out, data = tmp_path / "head", tmp_path / "data.json"
+    out, data = tmp_path / "head", tmp_path / "data.pt"
     cmd = [
         sys.executable, str(ROOT / "scripts" / "train_eagle.py"), "--target", str(target_dir),
         "--out", str(out), "--minutes", "0.5", "--gen-minutes", "0.1", "--gen-batch", "1",
@@ -36,9 +36,11 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "held out" in proc.stdout and "saved" in proc.stdout
 
-    config = json.loads((out / "config.json").read_text())
-    assert json.dumps(config).count("held_out_top1") == 1
-    assert len(json.loads(data.read_text())["seqs"]) >= 2  # answers kept for a rerun
+    config = (out / "config.json").read_text()
+    assert config.count("held_out_top1") == 1
+    kept = torch.load(data)  # answers and their features kept for a rerun
+    assert len(kept["seqs"]) >= 2
+    assert [len(s) for s in kept["seqs"]] == [len(f) for f in kept["feats"]]
 
     engine = Engine.load(str(target_dir), max_context=256)
     head = load_head(out, engine.model)
@@ -48,3 +50,34 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path) -> None:
     got, dec, _ = run_spec(engine.model, EagleDrafter(head), 4, prompt, 16)
     assert got == want
     assert dec.stats.rounds > 0 and torch.isfinite(head.fc).all()
+
+
+def _train_eagle_module():
+    spec = importlib.util.spec_from_file_location(
+        "train_eagle", ROOT / "scripts" / "train_eagle.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batched_generation_records_the_targets_own_features(tiny_dir) -> None:
+    """The features captured while the transformers twin generates (left-padded batch, one
+    step at a time) are the engine's hidden states for the same tokens, position for position,
+    and the greedy answer is the engine's greedy answer."""
+    _, target_dir = tiny_dir("mistral_chat")
+    engine = Engine.load(str(target_dir), max_context=256)
+    train_eagle = _train_eagle_module()
+    prompts = ["Sort a list.", "Reverse the words of a sentence, keeping punctuation in place."]
+    seqs, feats = train_eagle.generate_batched(
+        engine, prompts, seconds=120, max_tokens=10, batch=2, seed=0, dtype=torch.float32
+    )
+    assert len(seqs) == 8  # greedy, then three sampled passes over both prompts
+    for ids, f in zip(seqs, feats, strict=True):
+        want = train_eagle.featurize(engine.model, [ids])[0]
+        assert f.shape == want.shape
+        torch.testing.assert_close(f, want, atol=2e-4, rtol=1e-3)
+    for text, ids in zip(prompts, seqs[:2], strict=True):
+        prompt = train_eagle.code_prompt_ids(engine, text)
+        assert len(ids) > len(prompt)
+        assert ids[len(prompt) :] == plain_greedy(engine.model, prompt, len(ids) - len(prompt))
