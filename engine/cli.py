@@ -156,8 +156,7 @@ def _bench(args: argparse.Namespace) -> int:
     prompt = (base * (args.prompt_tokens // len(base) + 1))[: args.prompt_tokens]
     best: dict[str, float] = {}
     for run in range(args.repeat):
-        eng.cache.truncate(0)
-        eng._cached_ids = []  # cold prefill every run
+        eng.reset()  # cold prefill every run
         t0 = time.perf_counter()
         n = sum(1 for _ in eng.generate(prompt, args.max_tokens, stop_at_eos=False))
         total = time.perf_counter() - t0
@@ -203,8 +202,7 @@ def _plain_decode(
     plain = 0.0
     try:
         for _ in range(args.repeat):
-            eng.cache.truncate(0)
-            eng._cached_ids = []
+            eng.reset()
             sum(1 for _ in eng.generate(prompt, args.max_tokens, stop_at_eos=False))
             plain = max(plain, eng.last_timings.decode_tok_s)
     finally:

@@ -165,6 +165,11 @@ class Engine:
     def context_length(self) -> int:
         return self.model.max_len
 
+    def reset(self) -> None:
+        """Forget the cached prompt: the next generation prefills from scratch."""
+        self.cache.truncate(0)
+        self._cached_ids = []
+
     def close(self) -> None:
         """Drop the weights and cache so their memory can be freed."""
         self._cached_ids = []

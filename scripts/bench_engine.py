@@ -78,8 +78,7 @@ def hf_decode_tok_s(model: torch.nn.Module, prompt: list[int], n: int) -> float:
 def ours_decode_tok_s(eng: Engine, prompt: list[int], n: int, repeats: int = 2) -> float:
     best = 0.0
     for _ in range(repeats):
-        eng.cache.truncate(0)
-        eng._cached_ids = []
+        eng.reset()
         for _tok in eng.generate(prompt, n, stop_at_eos=False):
             pass
         t = eng.last_timings

@@ -31,8 +31,7 @@ ProviderFactory = Callable[[ModelConfig, ProviderConfig, LoadedConfig], "Provide
 class Run:
     """Everything a run needs, built and wired."""
 
-    agent: Agent
-    provider: Provider
+    agent: Agent  # holds the provider (agent.provider): a model switch replaces it there
     session: Session
     model: ModelConfig
     mode: ModeConfig
@@ -154,7 +153,7 @@ def assemble(
         on_always=lambda tool, pattern: save_always(loaded.config_file, tool, pattern),
     )
     agent = Agent(provider, tools, approver, settings, session)
-    return Run(agent, provider, session, model, mode, cwd, loaded)
+    return Run(agent, session, model, mode, cwd, loaded)
 
 
 def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:

@@ -212,6 +212,6 @@ async def _drive(run: Any, prompt: str, output: _Output) -> int:
             loop.remove_signal_handler(sig)
         run.session.close()
         try:
-            await run.provider.aclose()
+            await run.agent.provider.aclose()
         except Exception:  # closing must not change the outcome
             log.debug("provider close failed", exc_info=True)

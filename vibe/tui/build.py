@@ -19,7 +19,6 @@ from vibe.session import Session
 class Runtime(Run):
     """One live session: the Run plus what switching needs."""
 
-    approver: Approver | None = None
     provider_factory: ProviderFactory = default_provider
     retired: list[Provider] = field(default_factory=list)  # closed once no stream uses them
 
@@ -39,7 +38,7 @@ class Runtime(Run):
         provider = self.provider_factory(model, pconf, self.loaded)
         old = self.agent.provider
         self.agent.set_model(model, provider)
-        self.model, self.provider = model, provider
+        self.model = model
         self.session.save_meta(model=model.key)
         if old is not provider:
             self.retired.append(old)
@@ -76,4 +75,4 @@ def build_runtime(
         session=session,
         provider_factory=provider_factory,
     )
-    return Runtime(**vars(run), approver=approver, provider_factory=provider_factory)
+    return Runtime(**vars(run), provider_factory=provider_factory)

@@ -162,7 +162,9 @@ class ThrottledStatic(Static):
     def text(self, value: str) -> None:
         self._text = TextBuffer(value)
 
-    def __len__(self) -> int:
+    @property
+    def length(self) -> int:
+        """Characters held (not `__len__`: a widget with no text must stay truthy)."""
         return len(self._text)
 
     def append(self, fragment: str) -> None:

@@ -103,7 +103,7 @@ class ToolCard(Widget):
         )
 
     def append_output(self, text: str) -> None:
-        if len(self.output) < _MAX_LIVE_CHARS:
+        if self.output.length < _MAX_LIVE_CHARS:
             self.output.append(text)
             self.fold.collapsed = False
 
