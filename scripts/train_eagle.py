@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--draft-vocab", type=int, default=8192, help="0: the full vocabulary")
     ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--noise", type=float, default=0.1, help="uniform, relative to feature RMS")
     ap.add_argument(
         "--unroll",
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ce-positions", type=int, default=256)
     ap.add_argument("--ce-weight", type=float, default=0.1, help="EAGLE's 0.1 by default")
-    ap.add_argument("--prompts", type=int, default=320, help="distinct training prompts")
+    ap.add_argument("--prompts", type=int, default=640, help="distinct training prompts")
     ap.add_argument(
         "--data-cache", default=None, help="file: reuse the generated answers if it exists"
     )
