@@ -1,7 +1,8 @@
 """Train an EAGLE-1 draft head for a target model by self-distillation, on CPU or GPU.
 
-Data: the target's own greedy/sampled answers to code prompts (generated with the engine) plus
-Python source from disk, teacher-forced through the target to get its final hidden states.
+Data: the target's own greedy/sampled answers to code prompts, generated in batches by a
+transformers twin of the engine model (bf16 by default) that records the target's final hidden
+state at every position as it goes, plus a little Python source from disk.
 Loss (EAGLE): smooth-L1 between the head's and the target's next feature, plus 0.1 x
 cross-entropy against the target's next-token distribution through the shared LM head.
 
