@@ -164,7 +164,7 @@ class EagleDrafter:
             if j + 1 < k:
                 pos = torch.tensor([start + m + j], device=dev)
                 out = self.head.forward(tok, out.hidden[-1:], pos, self.cache, False, not greedy)
-        qs = None if params.greedy else torch.stack(dists)  # type: ignore[arg-type]
+        qs = None if greedy else torch.stack(dists)  # type: ignore[arg-type]
         return torch.cat(tokens), qs
 
 

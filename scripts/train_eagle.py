@@ -119,10 +119,10 @@ def generate_batched(
         if time.monotonic() > deadline:
             break
         group = jobs[lo : lo + batch]
-        prompts = [code_prompt_ids(engine, p) for p, _ in group]
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        chats = [code_prompt_ids(engine, p) for p, _ in group]
+        width = max(len(c) for c in chats)
+        ids = torch.tensor([[pad] * (width - len(c)) + c for c in chats])
+        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in chats])
         temp = group[0][1]
         captured.clear()
         with torch.no_grad():
@@ -134,13 +134,14 @@ def generate_batched(
         # captured[0]: the prompts [B, width, H] (left-padded); then one [B, 1, H] per fed
         # token. The last sampled token is never fed, so it has no feature and is dropped.
         hidden = torch.cat(captured, dim=1).cpu()
-        for b, (p, row) in enumerate(zip(prompts, out[:, width:].tolist(), strict=True)):
+        for b, (chat, row) in enumerate(zip(chats, out[:, width:].tolist(), strict=True)):
             stop = next(
                 (i + 1 for i, t in enumerate(row) if t in engine.tokenizer.eos_ids), len(row)
             )
-            n = min(len(p) + stop, hidden.shape[1] - (width - len(p)))
-            seqs.append((p + row[:stop])[:n])
-            feats.append(hidden[b, width - len(p) : width - len(p) + n].clone())
+            first = width - len(chat)  # the chat's first column (after the left padding)
+            n = min(len(chat) + stop, hidden.shape[1] - first)
+            seqs.append((chat + row[:stop])[:n])
+            feats.append(hidden[b, first : first + n].clone())
         print(f"  generated batch {lo // batch} (t={temp}): {sum(len(s) for s in seqs)} tokens "
               f"so far", flush=True)  # fmt: skip
     hook.remove()
@@ -177,7 +178,6 @@ def featurize(model: Transformer, seqs: list[list[int]]) -> list[torch.Tensor]:
     cache = model.new_cache()
     out = []
     for ids in seqs:
-        ids = ids[: model.max_len]
         cache.truncate(0)
         t = torch.tensor(ids, device=model.device)
         hidden = model.forward(t, torch.arange(len(ids), device=model.device), cache).hidden
