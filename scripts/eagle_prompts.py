@@ -7,16 +7,6 @@ from __future__ import annotations
 
 import random
 
-from eagle_tasks import (
-    MORE_ALGO_TEMPLATES,
-    MORE_ALGORITHMS,
-    MORE_CLASS_TASKS,
-    MORE_CLASS_TEMPLATES,
-    MORE_EXTRA,
-    MORE_FUNCTION_TASKS,
-    MORE_FUNCTION_TEMPLATES,
-)
-
 BENCH_PROMPTS = [  # held out: never in training_prompts()
     "Write a Python function that returns the n-th triangular number.",
     "Implement a stack-based checker for balanced parentheses in Python.",
@@ -194,59 +184,27 @@ EXTRA = [
 ]
 
 
-def prompt_pool(exclude: frozenset[str] = frozenset(BENCH_PROMPTS)) -> dict[str, list[str]]:
-    """Every training prompt, grouped by the task it asks for (a standalone prompt is its own
-    task), in a fixed order."""
-    pool: dict[str, list[str]] = {p: [p] for p in (*EXTRA, *MORE_EXTRA)}
+def training_prompts(
+    n: int, seed: int = 0, exclude: frozenset[str] = frozenset(BENCH_PROMPTS)
+) -> list[str]:
+    """`n` distinct prompts (fewer if the templates run out), deterministic for a seed."""
+    rng = random.Random(seed)
+    pool: set[str] = set(EXTRA)
     groups = (
-        (FUNCTION_TASKS + MORE_FUNCTION_TASKS, FUNCTION_TEMPLATES + MORE_FUNCTION_TEMPLATES),
-        (CLASS_TASKS + MORE_CLASS_TASKS, CLASS_TEMPLATES + MORE_CLASS_TEMPLATES),
-        (ALGORITHMS + MORE_ALGORITHMS, ALGO_TEMPLATES + MORE_ALGO_TEMPLATES),
+        (FUNCTION_TASKS, FUNCTION_TEMPLATES),
+        (CLASS_TASKS, CLASS_TEMPLATES),
+        (ALGORITHMS, ALGO_TEMPLATES),
     )
     for tasks, templates in groups:
         for task in tasks:
-            pool[task] = [
-                template.format(lang=lang, task=task)
-                for template in templates
-                for lang in dict.fromkeys(LANGUAGES)
-            ]
-    out = {task: [p for p in prompts if p not in exclude] for task, prompts in pool.items()}
-    return {task: prompts for task, prompts in out.items() if prompts}
-
-
-def _mostly_python(prompts: list[str], offset: int) -> list[str]:
-    """The prompts reordered so that every fifth (shifted by offset, so tasks take turns) is in
-    another language while both kinds last: ~4 in 5 Python, as in the benchmark."""
-    python = [p for p in prompts if "python" in p.lower()]
-    other = [p for p in prompts if "python" not in p.lower()]
-    out = []
-    for k in range(len(prompts)):
-        side = other if ((k + offset) % 5 == 4 and other) or not python else python
-        out.append(side.pop(0))
-    return out
-
-
-def training_prompts(n: int, seed: int = 0, held: int = 0) -> list[str]:
-    """`n` distinct prompts (fewer if the pool runs out), deterministic for a seed.
-
-    The first `held` ask for tasks no other prompt asks for: a held-out set that measures what
-    the benchmark measures, answers to new tasks, not rewordings of trained ones. The rest
-    spread over as many tasks as possible (one prompt per task, then a second, ...), mostly in
-    Python like the benchmark, and shuffled so that cutting the list short keeps the mix."""
-    rng = random.Random(seed)
-    pool = prompt_pool()
-    tasks = list(pool)
-    rng.shuffle(tasks)
-    for j, task in enumerate(tasks):
-        rng.shuffle(pool[task])
-        pool[task] = _mostly_python(pool[task], offset=j)
-    chosen = [pool[t][0] for t in tasks[:held]]
-    rest = tasks[held:]
-    rounds: list[str] = []
-    depth = 0
-    while len(chosen) + len(rounds) < n and any(len(pool[t]) > depth for t in rest):
-        layer = [pool[t][depth] for t in rest if len(pool[t]) > depth]
-        rng.shuffle(layer)
-        rounds += layer
-        depth += 1
-    return chosen + rounds[: max(0, n - len(chosen))]
+            for template in templates:
+                for lang in dict.fromkeys(LANGUAGES):
+                    pool.add(template.format(lang=lang, task=task))
+    pool -= exclude
+    ordered = sorted(pool)
+    rng.shuffle(ordered)
+    # Mostly Python, like the benchmark; other languages for variety.
+    python = [p for p in ordered if "Python" in p or "python" in p]
+    other = [p for p in ordered if p not in set(python)]
+    n_other = n // 5
+    return (python[: n - min(n_other, len(other))] + other[:n_other])[:n]

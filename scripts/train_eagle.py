@@ -381,9 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     target = engine.model
     print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
-    # Whole tasks held out (every wording of them): generalisation, not recall.
-    n_held = max(1, min(32, args.prompts // 20))
-    prompts = training_prompts(args.prompts, args.seed, held=n_held)
+    prompts = training_prompts(args.prompts, args.seed)
+    n_held = max(1, len(prompts) // 20)  # whole prompts held out: generalisation, not recall
     seqs, feats = collect_answers(engine, prompts, args)
     # Every answer (greedy or sampled) to the first n_held prompts is held out.
     matched = match_prompts(engine, prompts, seqs)

@@ -81,27 +81,3 @@ def test_batched_generation_records_the_targets_own_features(tiny_dir) -> None:
         prompt = train_eagle.code_prompt_ids(engine, text)
         assert len(ids) > len(prompt)
         assert ids[len(prompt) :] == plain_greedy(engine.model, prompt, len(ids) - len(prompt))
-
-
-def test_training_prompts_hold_out_whole_tasks_and_cover_many() -> None:
-    """The held-out prompts ask for tasks no training prompt asks for (in any wording or
-    language), the training prompts visit every task once before any twice, most are Python,
-    none is a benchmark prompt, and the list is the same for the same seed."""
-    _train_eagle_module()  # puts scripts/ on sys.path
-    import eagle_prompts
-
-    pool = eagle_prompts.prompt_pool()
-    task_of = {p: task for task, prompts in pool.items() for p in prompts}
-    n, held = len(pool) + 40, 30
-    prompts = eagle_prompts.training_prompts(n, seed=3, held=held)
-    assert len(prompts) == len(set(prompts)) == n
-    held_tasks = {task_of[p] for p in prompts[:held]}
-    train_tasks = [task_of[p] for p in prompts[held:]]
-    assert len(held_tasks) == held and not held_tasks & set(train_tasks)
-    first_pass = len(pool) - held
-    assert len(set(train_tasks[:first_pass])) == first_pass  # every task before any repeat
-    python = sum("python" in p.lower() for p in prompts) / n
-    assert 0.7 < python < 0.9, python
-    assert not set(prompts) & set(eagle_prompts.BENCH_PROMPTS)
-    assert eagle_prompts.training_prompts(n, seed=3, held=held) == prompts
-    assert eagle_prompts.training_prompts(n, seed=4, held=held) != prompts
