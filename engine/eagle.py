@@ -54,6 +54,34 @@ def default_target_layers(n_layers: int) -> tuple[int, int, int]:
     return lo, mid, hi
 
 
+class DraftChain:
+    """Training-time test: the keys a draft step sees d-1 steps into a chain, for every position
+    of a [B, T] window at once. Pass d reads pass d-1's states shifted by one position; the
+    draft cache then holds pass-1 rows (from the target's features) up to p-d+1 and one row
+    from each later pass on the diagonal, p-d+2 .. p. One chain per window, passes in order."""
+
+    def __init__(self, n_layers: int, T: int, device: torch.device) -> None:
+        self.kv: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(n_layers)]
+        self.idx = torch.arange(T, device=device)
+        self.depth = 0
+        self.mask: torch.Tensor | None = None  # pass 1: plain causal
+
+    def next_pass(self) -> None:
+        self.depth += 1
+        if self.depth > 1:
+            d, q, c = self.depth, self.idx[:, None], self.idx[None, :]
+            blocks = [c <= q - (d - 1)] + [c == q - (d - j) for j in range(2, d + 1)]
+            self.mask = torch.cat(blocks, dim=1)  # [T, d*T]
+
+    def attend(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This pass's keys/values [.., Hkv, T, D] after the earlier passes' ones."""
+        self.kv[layer].append((k, v))
+        ks, vs = zip(*self.kv[layer], strict=True)
+        return torch.cat(ks, dim=-2), torch.cat(vs, dim=-2)
+
+
 class EagleHead:
     """Draft head tensors plus its forward pass; embedding (and EAGLE-1 LM head) are shared."""
 
@@ -205,11 +233,13 @@ class EagleHead:
         positions: torch.Tensor,
         cache: KVCache | None,
         from_target: bool,
+        chain: DraftChain | None = None,
     ) -> torch.Tensor:
         """Draft states [..., T, H] for tokens [..., T] and features/states [..., T, F].
 
         With a cache (unbatched), keys/values are written at `positions` and attention sees
-        every cached position; without one (training, [B, T]) attention is plain causal.
+        every cached position; without one (training, [B, T]) attention is plain causal, or
+        with a `chain`, over its earlier passes' keys as well (training-time test).
         The returned state is both the LM-head input (after `draft_logits`) and the next step's
         hidden: post-norm for EAGLE-1 with a final norm, pre-norm for EAGLE-3.
         """
@@ -225,14 +255,14 @@ class EagleHead:
             for i, lay in enumerate(self.layers):
                 skip = i == 0 and not self.spec.first_layer_norm
                 h = x if skip else rms_norm(x, lay.attn_norm, cfg.norm_eps)
-                x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache)
+                x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache, chain)
             return rms_norm(x, self.norm, cfg.norm_eps) if self.spec.final_norm else x
         e = rms_norm(emb, self.layers[0].attn_norm, cfg.norm_eps)
         h0 = torch.cat((e, rms_norm(hidden, self.hidden_norm, cfg.norm_eps)), dim=-1)
-        x = self._block(0, self.layers[0], hidden, h0, positions, cos, sin, q_scale, cache)
+        x = self._block(0, self.layers[0], hidden, h0, positions, cos, sin, q_scale, cache, chain)
         for i, lay in enumerate(self.layers[1:], start=1):
             h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
-            x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache)
+            x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache, chain)
         return x
 
     def _block(
@@ -246,6 +276,7 @@ class EagleHead:
         sin: torch.Tensor,
         q_scale: torch.Tensor | None,
         cache: KVCache | None,
+        chain: DraftChain | None = None,
     ) -> torch.Tensor:
         """One pre-norm decoder layer: resid + attn(h), then + SwiGLU(norm(.)), as model.py."""
         cfg = self.cfg
@@ -268,6 +299,9 @@ class EagleHead:
                 keys = torch.arange(end, device=h.device)[None, :]
                 mask, causal = keys <= positions[:, None], False
             q, k, v = q[None], k[None], v[None]
+        elif chain is not None:
+            k, v = chain.attend(i, k, v)
+            mask, causal = chain.mask, chain.mask is None
         o = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=Hkv != H
         )

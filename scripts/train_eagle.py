@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eagle_prompts import training_prompts
 
-from engine.eagle import EAGLE1, EagleHead, head_spec_for
+from engine.eagle import EAGLE1, DraftChain, EagleHead, head_spec_for
 from engine.eagle_io import save_head
 from engine.engine import Engine
 from engine.errors import EngineError
@@ -272,33 +272,40 @@ def _terms(state, nxt, valid, lm_head, ce_positions, gen):
 
 
 def losses(
-    head: EagleHead, lm_head: torch.Tensor, b, ce_positions: int, noise: float, gen, unroll: bool
+    head: EagleHead, lm_head: torch.Tensor, b, ce_positions: int, noise: float, gen, depth: int
 ):
     """(smooth-L1 on features, soft cross-entropy, top-1 agreement when called) over the valid
-    pairs.
+    pairs, averaged over `depth` draft steps.
 
-    With `unroll`, a second pass feeds each pair the head's own guess of its feature (as draft
-    steps 2..K do at inference) and adds its losses: the head learns to recover from itself.
+    Step 1 reads the target's (noised) features. Step d reads step d-1's states, shifted one
+    position, and attends as the draft cache lets it d-1 steps into a chain (training-time
+    test): the head learns to go on from its own guesses, as drafting steps 2..K do.
     """
     toks, feats, nxt, pos, mask = b
     if noise:
         scale = noise * feats.pow(2).mean().sqrt()
         feats = feats + scale * (2 * torch.rand(feats.shape, generator=gen) - 1).to(feats.device)
-    state = head.run(toks, feats, pos, None, from_target=True)  # [B, T, H]
-    valid = mask.reshape(-1).nonzero().squeeze(-1)
-    reg, ce, acc = _terms(state, nxt, valid, lm_head, ce_positions, gen)
-    if unroll:
-        own = torch.cat((feats[:, :1], state[:, :-1]), dim=1)
-        state2 = head.run(toks, own, pos, None, from_target=True)
-        reg2, ce2, _ = _terms(state2, nxt, valid, lm_head, ce_positions // 2, gen)
-        reg, ce = (reg + reg2) / 2, (ce + ce2) / 2
-    return reg, ce, acc
+    T = toks.shape[1]
+    chain = DraftChain(len(head.layers), T, toks.device) if depth > 1 else None
+    hidden, terms = feats, []
+    for d in range(1, depth + 1):
+        if chain is not None:
+            chain.next_pass()
+        state = head.run(toks, hidden, pos, None, from_target=d == 1, chain=chain)  # [B, T, H]
+        # A step-d guess at p follows a chain begun at p-d+1: none for the first d-1 positions.
+        ok = mask & (torch.arange(T, device=mask.device) >= d - 1)
+        valid = ok.reshape(-1).nonzero().squeeze(-1)
+        terms.append(_terms(state, nxt, valid, lm_head, ce_positions // min(d, 2), gen))
+        hidden = F.pad(state[:, :-1], (0, 0, 1, 0))  # position 0 starts no chain
+    reg = sum(t[0] for t in terms) / depth
+    ce = sum(t[1] for t in terms) / depth
+    return reg, ce, terms[0][2]
 
 
 def held_accuracy(head: EagleHead, lm_head: torch.Tensor, held_b) -> float:
     with torch.no_grad():
         return float(
-            losses(head, lm_head, held_b, 4096, 0.0, torch.Generator().manual_seed(0), False)[2]()
+            losses(head, lm_head, held_b, 4096, 0.0, torch.Generator().manual_seed(0), 1)[2]()
         )
 
 
@@ -346,10 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--noise", type=float, default=0.1, help="uniform, relative to feature RMS")
     ap.add_argument(
-        "--unroll",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on the head's own features (draft steps 2..K)",
+        "--depth",
+        type=int,
+        default=2,
+        help="draft steps trained per pair: 2+ also trains on the head's own guesses",
     )
     ap.add_argument(
         "--train-bf16",
@@ -434,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         if not bool(b[-1].any()):  # every window fell inside prompts: nothing to learn from
             continue
         with torch.autocast(target.device.type, torch.bfloat16, enabled=args.train_bf16):
-            reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen, args.unroll)
+            reg, ce, acc = losses(head, lm_head, b, args.ce_positions, args.noise, gen, args.depth)
         loss = reg + args.ce_weight * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()

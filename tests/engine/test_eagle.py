@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from engine.eagle import EAGLE1, EAGLE3, head_spec_for, random_head
+from engine.eagle import EAGLE1, EAGLE3, DraftChain, head_spec_for, random_head
 from engine.eagle_io import load_head, save_head
 from engine.errors import ModelNotFoundError, WeightLoadError
 from engine.spec import EagleDrafter
@@ -123,6 +123,39 @@ def test_incremental_draft_steps_match_the_batched_training_path(targets, prompt
     ]
     torch.testing.assert_close(torch.cat(steps), batched[5:], atol=1e-4, rtol=1e-4)
 
+
+
+@pytest.mark.parametrize("kind", [EAGLE1, EAGLE3])
+def test_training_time_test_passes_are_the_drafters_chain_steps(targets, prompt_ids, kind):
+    """Pass d of a DraftChain, at every position p at once, computes the state the drafter
+    reaches d-1 own steps into a round whose first step reads the target's feature at p-d+1
+    (teacher tokens along the chain, as when every draft is accepted)."""
+    target = targets[kind]
+    head = _head(target, kind, seed=4)
+    ids = prompt_ids(14, seed=5)
+    out = target.forward(
+        torch.tensor(ids), torch.arange(14), target.new_cache(), capture_layers=head.capture_layers
+    )
+    feats = head.target_features(out)[:13]
+    toks, pos = torch.tensor(ids[1:]), torch.arange(13)
+    chain = DraftChain(len(head.layers), 13, toks.device)
+    hidden, passes = feats, []
+    for d in range(1, 4):
+        chain.next_pass()
+        state = head.run(toks[None], hidden[None], pos[None], None, d == 1, chain=chain)[0]
+        passes.append(state)
+        hidden = torch.nn.functional.pad(state[:-1], (0, 0, 1, 0))  # row 0: never read
+    torch.testing.assert_close(
+        passes[0], head.run(toks[None], feats[None], pos[None], None, True)[0]
+    )  # pass 1 is plain causal teacher forcing
+    for start in (0, 4, 9):  # the round's first draft position
+        cache = head.new_cache()
+        h = head.forward(toks[: start + 1], feats[: start + 1], pos[: start + 1], cache, True)
+        h = h.hidden[-1:]
+        for d in (2, 3):
+            p = start + d - 1
+            h = head.forward(toks[p : p + 1], h, pos[p : p + 1], cache, False).hidden
+            torch.testing.assert_close(h[0], passes[d - 1][p], atol=1e-4, rtol=1e-4)
 
 def test_reduced_vocabulary_drafts_only_inside_it(targets):
     target = targets[EAGLE3]
