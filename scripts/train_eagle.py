@@ -393,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.depth < 1:
+        ap.error("--depth must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.monotonic()
