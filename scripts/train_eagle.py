@@ -304,6 +304,7 @@ def losses(
         # A step-d guess at p follows a chain begun at p-d+1: none for the first d-1 positions.
         ok = mask & (torch.arange(T, device=mask.device) >= d - 1)
         valid = ok.reshape(-1).nonzero().squeeze(-1)
+        # Later steps sample half as many cross-entropy positions: they cost a pass each.
         terms.append(_terms(state, nxt, valid, lm_head, ce_positions // min(d, 2), gen))
         # Position 0 starts no chain; it keeps the target's feature (EAGLE-1: same width).
         hidden = torch.cat((feats[:, :1], state[:, :-1]), dim=1)

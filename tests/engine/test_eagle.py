@@ -124,7 +124,6 @@ def test_incremental_draft_steps_match_the_batched_training_path(targets, prompt
     torch.testing.assert_close(torch.cat(steps), batched[5:], atol=1e-4, rtol=1e-4)
 
 
-
 @pytest.mark.parametrize("kind", [EAGLE1, EAGLE3])
 def test_training_time_test_passes_are_the_drafters_chain_steps(targets, prompt_ids, kind):
     """Pass d of a DraftChain, at every position p at once, computes the state the drafter
@@ -156,6 +155,7 @@ def test_training_time_test_passes_are_the_drafters_chain_steps(targets, prompt_
             p = start + d - 1
             h = head.forward(toks[p : p + 1], h, pos[p : p + 1], cache, False).hidden
             torch.testing.assert_close(h[0], passes[d - 1][p], atol=1e-4, rtol=1e-4)
+
 
 def test_reduced_vocabulary_drafts_only_inside_it(targets):
     target = targets[EAGLE3]
