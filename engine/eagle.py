@@ -76,10 +76,14 @@ class DraftChain:
     def attend(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """This pass's keys/values [.., Hkv, T, D] after the earlier passes' ones."""
+        """This pass's keys/values [B, Hkv, T, D] after the earlier passes' ones (a later pass
+        may run on the first B windows of the earlier ones only)."""
         self.kv[layer].append((k, v))
-        ks, vs = zip(*self.kv[layer], strict=True)
-        return torch.cat(ks, dim=-2), torch.cat(vs, dim=-2)
+        B = k.shape[0]
+        return (
+            torch.cat([k_[:B] for k_, _ in self.kv[layer]], dim=-2),
+            torch.cat([v_[:B] for _, v_ in self.kv[layer]], dim=-2),
+        )
 
 
 class EagleHead:

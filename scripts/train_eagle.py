@@ -1,10 +1,12 @@
-"""Train an EAGLE-1 draft head for a target model by self-distillation, on CPU or GPU.
+"""Train an EAGLE draft head (EAGLE-1 or EAGLE-3) for a target by self-distillation, on CPU or GPU.
 
 Data: the target's own greedy/sampled answers to code prompts, generated in batches by a
 transformers twin of the engine model (bf16 by default) that records the target's final hidden
-state at every position as it goes, plus a little Python source from disk.
-Loss (EAGLE): smooth-L1 between the head's and the target's next feature, plus 0.1 x
+state (and, for EAGLE-3, the inputs of its three feature layers) at every position as it goes,
+plus a little Python source from disk.
+Loss: EAGLE-1: smooth-L1 between the head's and the target's next feature, plus 0.1 x
 cross-entropy against the target's next-token distribution through the shared LM head.
+EAGLE-3: that cross-entropy alone, through the head's own LM head.
 
     python scripts/train_eagle.py --target smollm2 --out heads/smollm2-eagle --minutes 20
 """
@@ -27,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eagle_prompts import training_prompts
 
-from engine.eagle import EAGLE1, DraftChain, EagleHead, head_spec_for
+from engine.eagle import EAGLE1, EAGLE3, DraftChain, EagleHead, head_spec_for
 from engine.eagle_io import save_head
 from engine.engine import Engine
 from engine.errors import EngineError
-from engine.model import Transformer
+from engine.model import Transformer, rms_norm
 
 
 def code_prompt_ids(engine: Engine, text: str) -> list[int]:
@@ -99,16 +101,23 @@ def generate_batched(
     batch: int,
     seed: int,
     dtype: torch.dtype,
+    capture: tuple[int, ...] = (),
 ) -> tuple[list[list[int]], list[torch.Tensor]]:
     """The target's answers, `batch` prompts at a time (greedy first: what greedy decoding will
     meet; then sampled passes) until time's up, with the final normed hidden state the target
-    computed at each position on the way: (token ids, features [len(ids), H]) per answer.
+    computed at each position on the way, then the outputs of the `capture` layers:
+    (token ids, features [len(ids), H * (1 + len(capture))]) per answer, as `featurize`.
 
     `dtype` bfloat16 is ~2.5x faster on CPUs with AMX; the features then carry bf16 rounding,
     far below the training noise."""
     hf = hf_twin(engine.model).to(dtype)
-    captured: list[torch.Tensor] = []
-    hook = hf.model.norm.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    captured: list[list[torch.Tensor]] = [[] for _ in range(1 + len(capture))]
+    hooks = [
+        mod.register_forward_hook(lambda _m, _i, out, into=into: into.append(out))
+        for mod, into in zip(
+            [hf.model.norm] + [hf.model.layers[i] for i in capture], captured, strict=True
+        )
+    ]
     torch.manual_seed(seed)
     deadline = time.monotonic() + seconds
     jobs = [(p, 0.0) for p in prompts] + [(p, t) for t in (0.7, 1.0, 0.7) for p in prompts]
@@ -124,7 +133,8 @@ def generate_batched(
         ids = torch.tensor([[pad] * (width - len(c)) + c for c in chats])
         mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in chats])
         temp = group[0][1]
-        captured.clear()
+        for c in captured:
+            c.clear()
         with torch.no_grad():
             out = hf.generate(
                 input_ids=ids.to(hf.device), attention_mask=mask.to(hf.device),
@@ -133,7 +143,7 @@ def generate_batched(
             )  # fmt: skip
         # captured[0]: the prompts [B, width, H] (left-padded); then one [B, 1, H] per fed
         # token. The last sampled token is never fed, so it has no feature and is dropped.
-        hidden = torch.cat(captured, dim=1).cpu()
+        hidden = torch.cat([torch.cat(c, dim=1) for c in captured], dim=-1).cpu()
         for b, (chat, row) in enumerate(zip(chats, out[:, width:].tolist(), strict=True)):
             stop = next(
                 (i + 1 for i, t in enumerate(row) if t in engine.tokenizer.eos_ids), len(row)
@@ -144,7 +154,8 @@ def generate_batched(
             feats.append(hidden[b, first : first + n].clone())
         print(f"  generated batch {lo // batch} (t={temp}): {sum(len(s) for s in seqs)} tokens "
               f"so far", flush=True)  # fmt: skip
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     return seqs, feats
 
 
@@ -172,16 +183,21 @@ Example = tuple[torch.Tensor, torch.Tensor, int]
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
-def featurize(model: Transformer, seqs: list[list[int]]) -> list[torch.Tensor]:
-    """The target's final normed hidden state [len, H] at each position of each sequence,
-    through the engine (the path for targets the transformers twin cannot mirror)."""
+def featurize(
+    model: Transformer, seqs: list[list[int]], capture: tuple[int, ...] = ()
+) -> list[torch.Tensor]:
+    """The target's final normed hidden state at each position of each sequence, then the
+    outputs of the `capture` layers: [len, H * (1 + len(capture))], through the engine (the
+    path for targets the transformers twin cannot mirror)."""
     cache = model.new_cache()
     out = []
     for ids in seqs:
         cache.truncate(0)
         t = torch.tensor(ids, device=model.device)
-        hidden = model.forward(t, torch.arange(len(ids), device=model.device), cache).hidden
-        out.append(hidden.cpu().clone())
+        res = model.forward(
+            t, torch.arange(len(ids), device=model.device), cache, capture_layers=capture
+        )
+        out.append(torch.cat([res.hidden, *(res.layer_hidden[i] for i in capture)], -1).cpu())
     return out
 
 
@@ -225,47 +241,67 @@ def draft_vocabulary(
 
 
 def init_from_target(head: EagleHead, target: Transformer, seed: int) -> None:
-    """Warm start: fc passes the feature through, layers read like the target's last layer but
-    their residual branches start at zero, so the first prediction is the current feature."""
+    """Warm start: fc passes the (last) feature through, layers read like the target's last
+    layer but their residual branches start at zero, so the first prediction is the current
+    feature's. EAGLE-3's first layer reads the embedding half like the target's first layer,
+    and its own LM head starts as the target's rows for its draft vocabulary (set d2t first)."""
     gen = torch.Generator().manual_seed(seed)
     src = target.layers[-1]
     for lay in head.layers:
         for name in ("attn_norm", "wqkv", "ffn_norm", "w13"):
-            getattr(lay, name).copy_(getattr(src, name))
+            if getattr(lay, name).shape == getattr(src, name).shape:
+                getattr(lay, name).copy_(getattr(src, name))
         lay.wo.zero_()
         lay.w2.zero_()
     dim = head.cfg.dim
     head.fc.copy_(torch.randn(head.fc.shape, generator=gen) * (0.02 / dim**0.5))
-    head.fc[:, dim:] += torch.eye(dim)
+    head.fc[:, -dim:] += torch.eye(dim)
     head.norm.copy_(target.norm)
+    if head.kind == EAGLE3:  # layer 0 reads [norm(embedding), hidden_norm(state)]
+        first = head.layers[0]
+        first.attn_norm.copy_(target.layers[0].attn_norm)
+        first.wqkv[:, :dim].copy_(target.layers[0].wqkv)
+        first.wqkv[:, dim:].copy_(src.wqkv)
+        head.hidden_norm.copy_(src.attn_norm)
+        head.lm_head.copy_(target.lm_head[head.draft_to_target])
 
 
-def batch(data, B: int, T: int, rng: random.Random, dev: torch.device):
-    """B windows of up to T pairs: tokens p+1, features p, next features p+1, positions p, and a
-    mask [B, T] of the pairs that count: inside the sequence (windows of short ones are
-    zero-padded) and predicting answer tokens (p + 2 >= the answer start)."""
+def batch(data, B: int, T: int, rng: random.Random, dev: torch.device, dim: int):
+    """B windows of up to T pairs: tokens p+1, input features p, next features p+1 (all
+    stored), positions p, and a mask [B, T] of the pairs that count: inside the sequence
+    (windows of short ones are zero-padded) and predicting answer tokens (p + 2 >= the answer
+    start). Stored features are [final (dim), captured layers...]: the head's input is the
+    captured layers when there are any (EAGLE-3), else the final one (EAGLE-1)."""
     toks, feats, nxt, pos, mask = [], [], [], [], []
     for _ in range(B):
         t, h, start = data[rng.randrange(len(data))]
         n = min(T, len(t) - 1)
         s = rng.randrange(0, len(t) - n)
         pad = T - n
+        inp = h[s : s + n, dim:] if h.shape[-1] > dim else h[s : s + n]
         toks.append(F.pad(t[s + 1 : s + n + 1], (0, pad)))
-        feats.append(F.pad(h[s : s + n].float(), (0, 0, 0, pad)))
+        feats.append(F.pad(inp.float(), (0, 0, 0, pad)))
         nxt.append(F.pad(h[s + 1 : s + n + 1].float(), (0, 0, 0, pad)))
         pos.append(torch.arange(s, s + T).clamp(max=s + n - 1))
         mask.append((torch.arange(T) < n) & (torch.arange(s, s + T) + 2 >= start))
     return tuple(torch.stack(x).to(dev) for x in (toks, feats, nxt, pos, mask))
 
 
-def _terms(state, nxt, valid, lm_head, ce_positions, gen):
-    flat_s = state.reshape(-1, state.shape[-1])[valid]
-    flat_n = nxt.reshape(-1, nxt.shape[-1])[valid]
-    reg = F.smooth_l1_loss(flat_s, flat_n)
+def _terms(head, state, nxt, valid, lm_head, ce_positions, gen):
+    dim = state.shape[-1]
+    flat_s = state.reshape(-1, dim)[valid]
+    flat_n = nxt.reshape(-1, nxt.shape[-1])[valid][:, :dim]  # the target's final feature at p+1
+    # EAGLE-3's state is its own (no target feature to regress to): cross-entropy alone. An
+    # "anchor" pulling it toward the next position's fused feature was tried: no better.
+    reg = F.smooth_l1_loss(flat_s, flat_n) if head.kind == EAGLE1 else flat_s.new_zeros(())
     idx = torch.randperm(flat_s.shape[0], generator=gen)[:ce_positions].to(flat_s.device)
     with torch.no_grad():
         p = F.softmax(F.linear(flat_n[idx], lm_head), dim=-1)
-    logq = F.log_softmax(F.linear(flat_s[idx], lm_head), dim=-1)
+    if head.kind == EAGLE1:
+        logq = F.log_softmax(F.linear(flat_s[idx], lm_head), dim=-1)
+    else:  # the head's own norm and LM head over the same draft vocabulary
+        logq = F.log_softmax(F.linear(rms_norm(flat_s[idx], head.norm, head.cfg.norm_eps),
+                                      head.lm_head), dim=-1)  # fmt: skip
     ce = -(p * logq).sum(-1).mean()
     # Top-1 agreement on demand: two argmaxes over the draft vocabulary cost 5% of a step.
     return reg, ce, lambda: float((logq.argmax(-1) == p.argmax(-1)).float().mean())
@@ -280,6 +316,7 @@ def losses(
     gen,
     depth: int,
     exact: bool = False,
+    deep_batch: int | None = None,
 ):
     """(smooth-L1 on features, soft cross-entropy, top-1 agreement when called) over the valid
     pairs, averaged over `depth` draft steps.
@@ -289,6 +326,7 @@ def losses(
     `exact`, step d attends as the draft cache lets it d-1 steps into a chain (training-time
     test); without, to step d's own states at every earlier position too: harsher than
     drafting and cheaper (plain causal attention), and better on the benchmark at depth 2.
+    Steps 3+ run on the first `deep_batch` windows only (all by default): they cost a pass each.
     """
     toks, feats, nxt, pos, mask = b
     if noise:
@@ -298,16 +336,23 @@ def losses(
     chain = DraftChain(len(head.layers), T, toks.device) if depth > 1 and exact else None
     hidden, terms = feats, []
     for d in range(1, depth + 1):
+        if d == 3 and deep_batch is not None:
+            toks, pos, nxt, mask, feats, hidden = (
+                x[:deep_batch] for x in (toks, pos, nxt, mask, feats, hidden)
+            )
         if chain is not None:
             chain.next_pass()
         state = head.run(toks, hidden, pos, None, from_target=d == 1, chain=chain)  # [B, T, H]
         # A step-d guess at p follows a chain begun at p-d+1: none for the first d-1 positions.
         ok = mask & (torch.arange(T, device=mask.device) >= d - 1)
         valid = ok.reshape(-1).nonzero().squeeze(-1)
-        # Later steps sample half as many cross-entropy positions: they cost a pass each.
-        terms.append(_terms(state, nxt, valid, lm_head, ce_positions // min(d, 2), gen))
-        # Position 0 starts no chain; it keeps the target's feature (EAGLE-1: same width).
-        hidden = torch.cat((feats[:, :1], state[:, :-1]), dim=1)
+        # Later steps sample half as many cross-entropy positions (fewer still on fewer
+        # windows): they cost a pass each.
+        n_ce = ce_positions * toks.shape[0] // (min(d, 2) * b[0].shape[0])
+        terms.append(_terms(head, state, nxt, valid, lm_head, n_ce, gen))
+        # Position 0 starts no chain; it keeps the target's feature (fused, for EAGLE-3).
+        first = feats[:, :1] if head.kind == EAGLE1 else F.linear(feats[:, :1], head.fc)
+        hidden = torch.cat((first, state[:, :-1]), dim=1)
     reg = sum(t[0] for t in terms) / depth
     ce = sum(t[1] for t in terms) / depth
     return reg, ce, terms[0][2]
@@ -321,24 +366,29 @@ def held_accuracy(head: EagleHead, lm_head: torch.Tensor, held_b) -> float:
 
 
 def collect_answers(
-    engine: Engine, prompts: list[str], args: argparse.Namespace
+    engine: Engine, prompts: list[str], args: argparse.Namespace, capture: tuple[int, ...]
 ) -> tuple[list[list[int]], list[torch.Tensor]]:
-    """The target's answers and its features along them: from `--data-cache` when that file
-    exists, else generated (and then cached)."""
+    """The target's answers and its features along them (the final hidden state, then the
+    `capture` layers' outputs): from `--data-cache` when that file exists, else generated (and
+    then cached)."""
     cache_file = Path(args.data_cache) if args.data_cache else None
+    target, width = engine.model, engine.model.cfg.dim * (1 + len(capture))
     if cache_file and cache_file.exists():
         data = torch.load(cache_file)
         print(f"data: {len(data['seqs'])} answers from {cache_file}", flush=True)
+        if data["feats"] and data["feats"][0].shape[-1] != width:  # cached for the other kind
+            print("  recomputing their features for this head kind", flush=True)
+            data["feats"] = featurize(target, data["seqs"], capture)
         return data["seqs"], data["feats"]
-    target, seconds = engine.model, args.gen_minutes * 60
+    seconds = args.gen_minutes * 60
     if args.gen_batch > 1 and target.cfg.yarn is None and target.cfg.llama4_beta is None:
         seqs, feats = generate_batched(
             engine, prompts, seconds, args.gen_tokens, args.gen_batch, args.seed,
-            DTYPES[args.gen_dtype],
+            DTYPES[args.gen_dtype], capture,
         )  # fmt: skip
     else:
         seqs = generate_data(engine, prompts, seconds, args.gen_tokens, args.seed)
-        feats = featurize(target, seqs)
+        feats = featurize(target, seqs, capture)
     if cache_file:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(cache_file.name + ".tmp")
@@ -357,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gen-batch", type=int, default=128, help="1: generate with the engine")
     ap.add_argument("--corpus", default=sysconfig.get_paths()["stdlib"], help="Python source dir")
     ap.add_argument("--corpus-tokens", type=int, default=3000)
+    ap.add_argument("--kind", default=EAGLE1, choices=(EAGLE1, EAGLE3), help="head type")
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--draft-vocab", type=int, default=8192, help="0: the full vocabulary")
     ap.add_argument("--seq", type=int, default=256)
@@ -376,12 +427,23 @@ def main(argv: list[str] | None = None) -> int:
         help="steps 2+ attend as the draft cache does (slower per step)",
     )
     ap.add_argument(
+        "--deep-batch",
+        type=int,
+        default=None,
+        help="windows per step for draft steps 3+ (default: --batch)",
+    )
+    ap.add_argument(
         "--train-bf16",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="bfloat16 autocast for the head's matmuls (weights and optimizer stay fp32)",
     )
-    ap.add_argument("--ce-positions", type=int, default=256)
+    ap.add_argument(
+        "--ce-positions",
+        type=int,
+        default=1024,
+        help="cross-entropy positions sampled per step (default 1024)",
+    )
     ap.add_argument("--ce-weight", type=float, default=0.1, help="EAGLE's 0.1 by default")
     ap.add_argument("--prompts", type=int, default=640, help="distinct training prompts")
     ap.add_argument(
@@ -409,7 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
     prompts = training_prompts(args.prompts, args.seed)
     n_held = max(1, len(prompts) // 20)  # whole prompts held out: generalisation, not recall
-    seqs, feats = collect_answers(engine, prompts, args)
+    vd = args.draft_vocab if 0 < args.draft_vocab < target.cfg.vocab_size else None
+    if args.kind == EAGLE3 and not vd:
+        vd = target.cfg.vocab_size  # EAGLE-3 always has its own LM head and d2t
+    spec = head_spec_for(target, args.kind, n_layers=args.layers, draft_vocab_size=vd)
+    capture = tuple(j - 1 for j in spec.target_layers)  # EAGLE-3 reads these layers' inputs
+    seqs, feats = collect_answers(engine, prompts, args, capture)
     # Every answer (greedy or sampled) to the first n_held prompts is held out.
     matched = match_prompts(engine, prompts, seqs)
     is_held = [0 <= i < n_held for i, _ in matched]
@@ -424,20 +491,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {len(seqs)} generated answers ({gen_tokens} tok, {sum(is_held)} held out), "
           f"{len(corpus)} corpus chunks", flush=True)  # fmt: skip
     train_gen = answers(held=False)
-    train = train_gen + examples(corpus, featurize(target, corpus), [0] * len(corpus), args.seq)
+    corpus_feats = featurize(target, corpus, capture)
+    train = train_gen + examples(corpus, corpus_feats, [0] * len(corpus), args.seq)
     held = answers(held=True)
     rng = random.Random(args.seed)
     n_tok = sum(len(t) for t, *_ in train)
     print(f"features: {len(train)} train seqs ({n_tok} tok), {len(held)} held out; "
           f"{time.monotonic() - t_start:.0f}s elapsed", flush=True)  # fmt: skip
 
-    vd = args.draft_vocab if 0 < args.draft_vocab < target.cfg.vocab_size else None
-    spec = head_spec_for(target, EAGLE1, n_layers=args.layers, draft_vocab_size=vd)
     head = EagleHead(spec, target)
-    init_from_target(head, target, args.seed)
     if vd:
         ids = draft_vocabulary(train + train_gen * 4, target.cfg.vocab_size, vd).to(target.device)
         head.d2t.copy_(ids - torch.arange(vd, device=target.device))
+    init_from_target(head, target, args.seed)
     params = head.trainable()
     for p in params:
         p.requires_grad_(True)
@@ -448,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     lm_head = target.lm_head[head.draft_to_target] if vd else target.lm_head
     train_start = time.monotonic()
     step, last_log = 0, 0.0
-    held_b = batch(held, 16, args.seq, random.Random(1), target.device)
+    dim = target.cfg.dim
+    held_b = batch(held, 16, args.seq, random.Random(1), target.device, dim)
     while time.monotonic() < deadline:
         frac = (time.monotonic() - train_start) / max(deadline - train_start, 1)
         lr = (
@@ -456,14 +523,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        b = batch(train, args.batch, args.seq, rng, target.device)
+        b = batch(train, args.batch, args.seq, rng, target.device, dim)
         if not bool(b[-1].any()):  # every window fell inside prompts: nothing to learn from
             continue
         with torch.autocast(target.device.type, torch.bfloat16, enabled=args.train_bf16):
             reg, ce, acc = losses(
-                head, lm_head, b, args.ce_positions, args.noise, gen, args.depth, args.exact_chain
-            )
-        loss = reg + args.ce_weight * ce
+                head, lm_head, b, args.ce_positions, args.noise, gen, args.depth,
+                args.exact_chain, args.deep_batch,
+            )  # fmt: skip
+        loss = reg + args.ce_weight * ce if head.kind == EAGLE1 else ce
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.5)

@@ -157,6 +157,34 @@ def test_training_time_test_passes_are_the_drafters_chain_steps(targets, prompt_
             torch.testing.assert_close(h[0], passes[d - 1][p], atol=1e-4, rtol=1e-4)
 
 
+def test_a_chain_pass_may_run_on_fewer_windows(targets, prompt_ids):
+    """Later training passes may run on the first windows of a batch only (train_eagle's
+    --deep-batch): those windows' states are what a chain over them alone computes."""
+    target = targets[EAGLE1]
+    head = _head(target, EAGLE1, seed=6)
+    ids = [prompt_ids(12, seed=7), prompt_ids(12, seed=8)]
+    x = torch.tensor(ids)
+    feats = target.forward(x[0], torch.arange(12), target.new_cache()).hidden[None]
+    feats = torch.cat(
+        (feats, target.forward(x[1], torch.arange(12), target.new_cache()).hidden[None])
+    )
+    toks, pos = x[:, 1:], torch.arange(11).expand(2, 11)
+    feats = feats[:, :11]
+
+    def passes(n_windows_late: int) -> torch.Tensor:
+        chain = DraftChain(len(head.layers), 11, toks.device)
+        t, p, hidden = toks, pos, feats
+        for d in range(1, 4):
+            if d == 3:
+                t, p, hidden = t[:n_windows_late], p[:n_windows_late], hidden[:n_windows_late]
+            chain.next_pass()
+            state = head.run(t, hidden, p, None, d == 1, chain=chain)
+            hidden = torch.nn.functional.pad(state[:, :-1], (0, 0, 1, 0))
+        return state
+
+    torch.testing.assert_close(passes(1)[0], passes(2)[0])
+
+
 def test_reduced_vocabulary_drafts_only_inside_it(targets):
     target = targets[EAGLE3]
     head = _head(target, EAGLE3, vocab=50)

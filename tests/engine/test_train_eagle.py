@@ -5,12 +5,15 @@ reproduces plain greedy decoding."""
 from __future__ import annotations
 
 import importlib.util
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from engine.eagle import EAGLE1, EAGLE3, EagleHead, head_spec_for
 from engine.eagle_io import load_head
 from engine.engine import Engine
 from engine.spec import EagleDrafter
@@ -19,7 +22,8 @@ from tests.engine.spec_helpers import plain_greedy, run_spec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", [EAGLE1, EAGLE3])
+def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path, kind: str) -> None:
     _, target_dir = tiny_dir("mistral_chat")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -30,7 +34,7 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path) -> None:
         "--out", str(out), "--minutes", "0.5", "--gen-minutes", "0.1", "--gen-batch", "1",
         "--gen-tokens", "12", "--prompts", "8", "--corpus", str(corpus), "--corpus-tokens",
         "200", "--draft-vocab", "64", "--seq", "48", "--batch", "2", "--threads", "1",
-        "--data-cache", str(data),
+        "--data-cache", str(data), "--kind", kind,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,7 +48,7 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path) -> None:
 
     engine = Engine.load(str(target_dir), max_context=256)
     head = load_head(out, engine.model)
-    assert head.reduced_vocab and head.d2t.shape[0] == 64
+    assert head.kind == kind and head.reduced_vocab and head.d2t.shape[0] == 64
     prompt = engine.tokenizer.encode_chat([{"role": "user", "content": "Sort a list."}], None, None)
     want = plain_greedy(engine.model, prompt, 16)
     got, dec, _ = run_spec(engine.model, EagleDrafter(head), 4, prompt, 16)
@@ -61,23 +65,58 @@ def _train_eagle_module():
     return module
 
 
-def test_batched_generation_records_the_targets_own_features(tiny_dir) -> None:
+@pytest.mark.parametrize("capture", [(), (0, 1)])
+def test_batched_generation_records_the_targets_own_features(tiny_dir, capture) -> None:
     """The features captured while the transformers twin generates (left-padded batch, one
-    step at a time) are the engine's hidden states for the same tokens, position for position,
-    and the greedy answer is the engine's greedy answer."""
+    step at a time) are the engine's hidden states for the same tokens, position for position
+    (final normed, then the outputs of the captured layers EAGLE-3 reads), and the greedy
+    answer is the engine's greedy answer."""
     _, target_dir = tiny_dir("mistral_chat")
     engine = Engine.load(str(target_dir), max_context=256)
     train_eagle = _train_eagle_module()
     prompts = ["Sort a list.", "Reverse the words of a sentence, keeping punctuation in place."]
     seqs, feats = train_eagle.generate_batched(
-        engine, prompts, seconds=120, max_tokens=10, batch=2, seed=0, dtype=torch.float32
-    )
+        engine, prompts, seconds=120, max_tokens=10, batch=2, seed=0, dtype=torch.float32,
+        capture=capture,
+    )  # fmt: skip
     assert len(seqs) == 8  # greedy, then three sampled passes over both prompts
     for ids, f in zip(seqs, feats, strict=True):
-        want = train_eagle.featurize(engine.model, [ids])[0]
-        assert f.shape == want.shape
+        want = train_eagle.featurize(engine.model, [ids], capture)[0]
+        assert f.shape == (len(ids), engine.model.cfg.dim * (1 + len(capture)))
         torch.testing.assert_close(f, want, atol=2e-4, rtol=1e-3)
     for text, ids in zip(prompts, seqs[:2], strict=True):
         prompt = train_eagle.code_prompt_ids(engine, text)
         assert len(ids) > len(prompt)
         assert ids[len(prompt) :] == plain_greedy(engine.model, prompt, len(ids) - len(prompt))
+
+
+def test_eagle3_warm_start_passes_the_last_captured_layer_through(tiny_dir) -> None:
+    """An EAGLE-3 head starts as the identity on its highest feature layer (residual branches at
+    zero), with its own LM head equal to the target's rows for its draft vocabulary, and the
+    training batches feed it those captured layers at p and the target's final feature at p+1."""
+    _, target_dir = tiny_dir("mistral_chat")
+    target = Engine.load(str(target_dir), max_context=256).model
+    train_eagle = _train_eagle_module()
+    vd = target.cfg.vocab_size // 2
+    head = EagleHead(head_spec_for(target, EAGLE3, n_layers=1, draft_vocab_size=vd), target)
+    ids = torch.randperm(target.cfg.vocab_size, generator=torch.Generator().manual_seed(0))[:vd]
+    head.d2t.copy_(ids.sort().values - torch.arange(vd))
+    train_eagle.init_from_target(head, target, seed=0)
+    assert torch.equal(head.lm_head, target.lm_head[head.draft_to_target])
+
+    seq = torch.randint(3, target.cfg.vocab_size, (20,), generator=torch.Generator().manual_seed(1))
+    capture = head.capture_layers
+    feats = train_eagle.featurize(target, [seq.tolist()], capture)[0]
+    dim = target.cfg.dim
+    toks, inp, nxt, pos, _ = train_eagle.batch(
+        [(seq, feats, 0)], 1, 32, random.Random(0), target.device, dim
+    )
+    n = len(seq) - 1
+    torch.testing.assert_close(inp[0, :n], feats[:n, dim:])  # captured layers at p
+    torch.testing.assert_close(nxt[0, :n, :dim], feats[1:, :dim])  # final feature at p+1
+    assert torch.equal(toks[0, :n], seq[1:])
+    with torch.no_grad():
+        state = head.run(toks, inp, pos, None, from_target=True)[0, :n]
+    last = feats[:n, -dim:]  # the highest captured layer
+    cos = torch.nn.functional.cosine_similarity(state, last, dim=-1)
+    assert bool((cos > 0.99).all()), cos.min()
