@@ -47,6 +47,11 @@ class HeadSpec:
     target_layers: tuple[int, ...] = ()
     target_dim: int = 0
 
+    @property
+    def capture_layers(self) -> tuple[int, ...]:
+        """Target layers whose outputs the features need (input of layer j = output of j-1)."""
+        return tuple(j - 1 for j in self.target_layers) if self.kind == EAGLE3 else ()
+
 
 def default_target_layers(n_layers: int) -> tuple[int, int, int]:
     """EAGLE-3's (2, L/2, L-3), clamped so small targets still have three valid layers."""
@@ -139,8 +144,7 @@ class EagleHead:
 
     @property
     def capture_layers(self) -> tuple[int, ...]:
-        """Target layers whose outputs the features need (input of layer j = output of j-1)."""
-        return tuple(j - 1 for j in self.spec.target_layers) if self.kind == EAGLE3 else ()
+        return self.spec.capture_layers
 
     def target_features(self, out: ForwardOutput) -> torch.Tensor:
         """Features [T, F] of the target's tokens: final normed hidden (EAGLE-1) or the

@@ -475,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind == EAGLE3 and not vd:
         vd = target.cfg.vocab_size  # EAGLE-3 always has its own LM head and d2t
     spec = head_spec_for(target, args.kind, n_layers=args.layers, draft_vocab_size=vd)
-    capture = tuple(j - 1 for j in spec.target_layers)  # EAGLE-3 reads these layers' inputs
-    seqs, feats = collect_answers(engine, prompts, args, capture)
+    seqs, feats = collect_answers(engine, prompts, args, spec.capture_layers)
     # Every answer (greedy or sampled) to the first n_held prompts is held out.
     matched = match_prompts(engine, prompts, seqs)
     is_held = [0 <= i < n_held for i, _ in matched]
@@ -491,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {len(seqs)} generated answers ({gen_tokens} tok, {sum(is_held)} held out), "
           f"{len(corpus)} corpus chunks", flush=True)  # fmt: skip
     train_gen = answers(held=False)
-    corpus_feats = featurize(target, corpus, capture)
+    corpus_feats = featurize(target, corpus, spec.capture_layers)
     train = train_gen + examples(corpus, corpus_feats, [0] * len(corpus), args.seq)
     held = answers(held=True)
     rng = random.Random(args.seed)
