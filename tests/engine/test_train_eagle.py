@@ -56,13 +56,21 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path, kind: str) -
     assert dec.stats.rounds > 0 and torch.isfinite(head.fc).all()
 
 
-def _train_eagle_module():
-    spec = importlib.util.spec_from_file_location(
-        "train_eagle", ROOT / "scripts" / "train_eagle.py"
-    )
+def _script_module(name: str):
+    """A module from scripts/ (train_eagle puts scripts/ on sys.path for its siblings)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _train_eagle_module():
+    return _script_module("train_eagle")
+
+
+def _eagle_data_module():
+    _train_eagle_module()  # its sys.path setup
+    return _script_module("eagle_data")
 
 
 @pytest.mark.parametrize("capture", [(), (0, 1)])
@@ -73,19 +81,19 @@ def test_batched_generation_records_the_targets_own_features(tiny_dir, capture) 
     answer is the engine's greedy answer."""
     _, target_dir = tiny_dir("mistral_chat")
     engine = Engine.load(str(target_dir), max_context=256)
-    train_eagle = _train_eagle_module()
+    eagle_data = _eagle_data_module()
     prompts = ["Sort a list.", "Reverse the words of a sentence, keeping punctuation in place."]
-    seqs, feats = train_eagle.generate_batched(
+    seqs, feats = eagle_data.generate_batched(
         engine, prompts, seconds=120, max_tokens=10, batch=2, seed=0, dtype=torch.float32,
         capture=capture,
     )  # fmt: skip
     assert len(seqs) == 8  # greedy, then three sampled passes over both prompts
     for ids, f in zip(seqs, feats, strict=True):
-        want = train_eagle.featurize(engine.model, [ids], capture)[0]
+        want = eagle_data.featurize(engine.model, [ids], capture)[0]
         assert f.shape == (len(ids), engine.model.cfg.dim * (1 + len(capture)))
         torch.testing.assert_close(f, want, atol=2e-4, rtol=1e-3)
     for text, ids in zip(prompts, seqs[:2], strict=True):
-        prompt = train_eagle.code_prompt_ids(engine, text)
+        prompt = eagle_data.code_prompt_ids(engine, text)
         assert len(ids) > len(prompt)
         assert ids[len(prompt) :] == plain_greedy(engine.model, prompt, len(ids) - len(prompt))
 
@@ -106,7 +114,7 @@ def test_eagle3_warm_start_passes_the_last_captured_layer_through(tiny_dir) -> N
 
     seq = torch.randint(3, target.cfg.vocab_size, (20,), generator=torch.Generator().manual_seed(1))
     capture = head.capture_layers
-    feats = train_eagle.featurize(target, [seq.tolist()], capture)[0]
+    feats = _eagle_data_module().featurize(target, [seq.tolist()], capture)[0]
     dim = target.cfg.dim
     toks, inp, nxt, pos, _ = train_eagle.batch(
         [(seq, feats, 0)], 1, 32, random.Random(0), target.device, dim
