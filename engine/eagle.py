@@ -209,15 +209,15 @@ class EagleHead:
 
     # -- forward -----------------------------------------------------------------------------
 
-    def _vocab_logits(self, state: torch.Tensor) -> torch.Tensor:
-        """Logits over the head's own (possibly reduced) vocabulary."""
+    def vocab_logits(self, state: torch.Tensor) -> torch.Tensor:
+        """Logits over the head's own (possibly reduced) vocabulary (also what training fits)."""
         if self.kind == EAGLE3:
             state = rms_norm(state, self.norm, self.cfg.norm_eps)
         return linear(state, self.lm_head)  # EAGLE-1 states are already post-norm
 
     def draft_logits(self, state: torch.Tensor) -> torch.Tensor:
         """Target-vocabulary logits [..., V] for draft states [..., H]."""
-        logits = self._vocab_logits(state)
+        logits = self.vocab_logits(state)
         if not self.reduced_vocab:
             return logits
         full = logits.new_full((*logits.shape[:-1], self.target.cfg.vocab_size), float("-inf"))
@@ -227,7 +227,7 @@ class EagleHead:
     def greedy_token(self, state: torch.Tensor) -> torch.Tensor:
         """The target id [1] of the most likely draft for one state [1, H]: the argmax over
         the draft vocabulary, without building target-vocabulary logits."""
-        best = self._vocab_logits(state[-1:]).argmax(-1)
+        best = self.vocab_logits(state[-1:]).argmax(-1)
         return self._to_target[best] if self.reduced_vocab else best
 
     @property

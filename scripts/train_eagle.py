@@ -34,7 +34,7 @@ from engine.eagle import EAGLE1, EAGLE3, DraftChain, EagleHead, head_spec_for
 from engine.eagle_io import save_head
 from engine.engine import Engine
 from engine.errors import EngineError
-from engine.model import Transformer, rms_norm
+from engine.model import Transformer
 
 Example = tuple[torch.Tensor, torch.Tensor, int]
 
@@ -121,11 +121,11 @@ def _terms(head, state, nxt, valid, lm_head, ce_positions, gen):
     idx = torch.randperm(flat_s.shape[0], generator=gen)[:ce_positions].to(flat_s.device)
     with torch.no_grad():
         p = F.softmax(F.linear(flat_n[idx], lm_head), dim=-1)
-    if head.kind == EAGLE1:
-        logq = F.log_softmax(F.linear(flat_s[idx], lm_head), dim=-1)
-    else:  # the head's own norm and LM head over the same draft vocabulary
-        logq = F.log_softmax(F.linear(rms_norm(flat_s[idx], head.norm, head.cfg.norm_eps),
-                                      head.lm_head), dim=-1)  # fmt: skip
+    # EAGLE-1 drafts through the target's (sliced) LM head; EAGLE-3 through its own norm and head.
+    logits = (
+        F.linear(flat_s[idx], lm_head) if head.kind == EAGLE1 else head.vocab_logits(flat_s[idx])
+    )
+    logq = F.log_softmax(logits, dim=-1)
     ce = -(p * logq).sum(-1).mean()
     # Top-1 agreement on demand: two argmaxes over the draft vocabulary cost 5% of a step.
     return reg, ce, lambda: float((logq.argmax(-1) == p.argmax(-1)).float().mean())
@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.depth < 1:
         ap.error("--depth must be at least 1")
+    if args.deep_batch is not None and not 1 <= args.deep_batch <= args.batch:
+        ap.error("--deep-batch must be between 1 and --batch")
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.monotonic()
