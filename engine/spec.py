@@ -15,9 +15,10 @@ from typing import Protocol
 
 import torch
 
-from engine.eagle import EagleHead
+from engine.eagle import DraftOutput, EagleHead
 from engine.events import Timings
 from engine.kv_cache import KVCache
+from engine.lookup import DEFAULT_NGRAM, NgramLookup
 from engine.model import ForwardOutput, Transformer
 from engine.sampling import SamplingParams, probs, sample
 
@@ -94,6 +95,7 @@ class Drafter(Protocol):
     """Proposes draft tokens; owns its KV cache. Features come from the target's forward."""
 
     capture_layers: tuple[int, ...]
+    last_copied: list[bool]  # per draft of the last proposal: copied from the text (lookup)
 
     def features(self, out: ForwardOutput) -> torch.Tensor: ...
 
@@ -123,12 +125,19 @@ def pick(
 
 
 class EagleDrafter:
-    """Drafts a chain with an EAGLE head: catch up on the verified pairs, then K-1 own steps."""
+    """Drafts a chain with an EAGLE head: catch up on the verified pairs, then K-1 own steps.
 
-    def __init__(self, head: EagleHead) -> None:
+    With `lookup_ngram` (0: off), a draft step whose last n tokens appeared earlier in the text
+    drafts the token that followed them there instead of the head's (`engine.lookup`), with a
+    one-hot draft distribution when sampling; the head then continues from that token.
+    """
+
+    def __init__(self, head: EagleHead, lookup_ngram: int = DEFAULT_NGRAM) -> None:
         self.head = head
         self.cache = head.new_cache()
         self.capture_layers = head.capture_layers
+        self.lookup = NgramLookup(lookup_ngram) if lookup_ngram else None
+        self.last_copied: list[bool] = []  # per draft of the last proposal: from the lookup
 
     def features(self, out: ForwardOutput) -> torch.Tensor:
         return self.head.target_features(out)
@@ -152,20 +161,40 @@ class EagleDrafter:
         out = self.head.forward(
             toks, feats, torch.arange(start, start + m, device=dev), self.cache, True, not greedy
         )
-        tokens, dists = [], []
+        text = None
+        if self.lookup is not None:
+            self.lookup.sync(ids)
+            text = list(ids)
+        tokens, dists, self.last_copied = [], [], []
         for j in range(k):
-            if greedy:  # argmax over the draft vocabulary only: no full-vocabulary logits
+            copy = self.lookup.propose(text) if self.lookup is not None and text else None
+            if copy is not None:
+                tok = torch.tensor([copy], device=dev)
+                q = None if greedy else self._one_hot(copy, out)
+            elif greedy:  # argmax over the draft vocabulary only: no full-vocabulary logits
                 tok, q = self.head.greedy_token(out.hidden), None
             else:
                 assert out.logits is not None
                 tok, q = pick(out.logits[-1], params, generator)
             tokens.append(tok)
             dists.append(q)
+            self.last_copied.append(copy is not None)
+            if text is not None and j + 1 < k:
+                text.append(copy if copy is not None else int(tok))
             if j + 1 < k:
                 pos = torch.tensor([start + m + j], device=dev)
                 out = self.head.forward(tok, out.hidden[-1:], pos, self.cache, False, not greedy)
         qs = None if greedy else torch.stack(dists)  # type: ignore[arg-type]
         return torch.cat(tokens), qs
+
+    @staticmethod
+    def _one_hot(token: int, out: DraftOutput) -> torch.Tensor:
+        """The draft distribution of a looked-up token: all its mass on it (rejection sampling
+        then accepts it with the target's probability of it, and resamples from the rest)."""
+        assert out.logits is not None
+        q = torch.zeros_like(out.logits[-1], dtype=torch.float32)
+        q[token] = 1.0
+        return q
 
 
 @dataclass
@@ -180,6 +209,8 @@ class SpecStats:
     accepted: int = 0
     drafted_at: list[int] = field(default_factory=list)
     accepted_at: list[int] = field(default_factory=list)
+    copied: int = 0  # drafts taken from prompt lookup rather than the head
+    copied_accepted: int = 0
     draft_s: float = 0.0
     verify_s: float = 0.0
 
@@ -187,7 +218,7 @@ class SpecStats:
         self.drafted_at = [0] * self.k
         self.accepted_at = [0] * self.k
 
-    def record(self, k: int, n: int) -> None:
+    def record(self, k: int, n: int, copied: Sequence[bool] = ()) -> None:
         self.rounds += 1
         self.emitted += n + 1
         self.drafted += k
@@ -195,6 +226,9 @@ class SpecStats:
         for i in range(k):
             self.drafted_at[i] += 1
             self.accepted_at[i] += i < n
+        for i, c in enumerate(copied[:k]):
+            self.copied += c
+            self.copied_accepted += c and i < n
 
     @property
     def mean_accepted_length(self) -> float:
@@ -211,6 +245,10 @@ class SpecStats:
                 round(a / d, 4) if d else 0.0
                 for a, d in zip(self.accepted_at, self.drafted_at, strict=True)
             ],
+            "lookup_drafts": self.copied,
+            "lookup_acceptance": round(self.copied_accepted / self.copied, 4)
+            if self.copied
+            else 0.0,
             "draft_ms": round(self.draft_s * 1000, 3),
             "verify_ms": round(self.verify_s * 1000, 3),
         }
@@ -326,7 +364,7 @@ class SpeculativeDecoder:
                 n = accepted.shape[0] - 1
                 stats.draft_s += tv - td
                 stats.verify_s += time.perf_counter() - tv
-                stats.record(k, n)
+                stats.record(k, n, self.drafter.last_copied if k > 0 else ())
                 cache.truncate(L + n + 1)
                 cached_ids.append(ids[-1])
                 cached_ids.extend(drafts[:n].tolist())

@@ -1,9 +1,10 @@
 """Benchmark EAGLE speculative decoding against the plain engine, in one process.
 
 For each held-out code prompt: decode tokens/s of the engine's normal greedy path and of
-speculative decoding (same model, prompt, length; runs interleaved so machine noise hits both),
-whether the outputs are identical, mean accepted length and per-position acceptance; then a
-synthetic-acceptance sweep (acceptance forced to alpha) charting the mechanical speedup.
+speculative decoding (same model and prompt, up to --max-tokens, ending where the answer ends as
+a user's run does; runs interleaved so machine noise hits both), whether the outputs are
+identical, mean accepted length and per-position acceptance; then a synthetic-acceptance sweep
+(acceptance forced to alpha, fixed length) charting the mechanical speedup.
 
     python scripts/bench_spec.py --model smollm2 --draft /tmp/smollm2-eagle --spec-k 4
 """
@@ -29,23 +30,24 @@ from engine.engine import Engine
 from engine.errors import EngineError
 from engine.events import Timings
 from engine.kv_cache import KVCache
+from engine.lookup import DEFAULT_NGRAM
 from engine.model import Transformer
 from engine.sampling import SamplingParams
 from engine.spec import EagleDrafter, SpecStats, SpeculativeDecoder
 
 
-def plain_run(engine: Engine, ids: list[int], n: int) -> tuple[list[int], float]:
+def plain_run(engine: Engine, ids: list[int], n: int, eos: bool) -> tuple[list[int], float]:
     """The engine's normal greedy path; decode tokens/s after the first (prefill) token."""
-    out = list(engine.generate(ids, n, stop_at_eos=False))
+    out = list(engine.generate(ids, n, stop_at_eos=eos))
     t = engine.last_timings
     return out, (t.decode_tokens - 1) / t.decode_s if t and t.decode_s else 0.0
 
 
 def spec_run(
-    dec: SpeculativeDecoder, cache: KVCache, ids: list[int], n: int
+    dec: SpeculativeDecoder, cache: KVCache, ids: list[int], n: int, stop: frozenset[int]
 ) -> tuple[list[int], float]:
     timings = Timings()
-    out = list(dec.stream(cache, [], ids, SamplingParams(), n, None, frozenset(), timings))
+    out = list(dec.stream(cache, [], ids, SamplingParams(), n, None, stop, timings))
     return out, (timings.decode_tokens - 1) / timings.decode_s if timings.decode_s else 0.0
 
 
@@ -72,6 +74,8 @@ def merge(total: SpecStats, s: SpecStats) -> None:
     total.accepted += s.accepted
     total.draft_s += s.draft_s
     total.verify_s += s.verify_s
+    total.copied += s.copied
+    total.copied_accepted += s.copied_accepted
     for i in range(total.k):
         total.drafted_at[i] += s.drafted_at[i]
         total.accepted_at[i] += s.accepted_at[i]
@@ -82,12 +86,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--draft", required=True, help="EAGLE head folder")
     ap.add_argument("--spec-k", type=int, default=4)
+    ap.add_argument(
+        "--lookup",
+        type=int,
+        default=DEFAULT_NGRAM,
+        help=f"prompt-lookup n-gram length (default {DEFAULT_NGRAM}; 0: the head alone)",
+    )
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=len(BENCH_PROMPTS))
     ap.add_argument(
         "--alphas", default="0,0.25,0.5,0.75,0.9,1.0", help="synthetic sweep ('' = off)"
     )
     ap.add_argument("--sweep-tokens", type=int, default=64)
+    ap.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="decode --max-tokens past the end of the answer (the target then makes up text no "
+        "user sees; earlier measurements did this)",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="interleaved runs, best kept")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", dest="json_out", default=None, help="also write results here")
@@ -100,26 +116,28 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    dec = SpeculativeDecoder(engine.model, EagleDrafter(head), args.spec_k)
+    dec = SpeculativeDecoder(engine.model, EagleDrafter(head, args.lookup), args.spec_k)
     total = SpecStats(args.spec_k)
     rows, same, tf_hits = [], 0, 0
     prompts = BENCH_PROMPTS[: args.prompts]
     cache = engine.model.new_cache()
-    spec_run(
-        dec, cache, engine.tokenizer.encode_chat([{"role": "user", "content": "hi"}], None, None), 8
-    )
+    stop = frozenset() if args.ignore_eos else engine.tokenizer.eos_ids
+    hi = engine.tokenizer.encode_chat([{"role": "user", "content": "hi"}], None, None)
+    spec_run(dec, cache, hi, 8, frozenset())
+    answer_tokens = 0
     for text in prompts:
         ids = engine.tokenizer.encode_chat([{"role": "user", "content": text}], None, None)
         base_tps = spec_tps = 0.0
         for _ in range(args.repeat):  # interleaved, best of each: the machine is shared
-            base, tps = plain_run(engine, ids, args.max_tokens)
+            base, tps = plain_run(engine, ids, args.max_tokens, not args.ignore_eos)
             base_tps = max(base_tps, tps)
-            spec, tps = spec_run(dec, cache, ids, args.max_tokens)
+            spec, tps = spec_run(dec, cache, ids, args.max_tokens, stop)
             spec_tps = max(spec_tps, tps)
         merge(total, dec.stats)
         same += base == spec
         tf_hits += teacher_forced_hits(head, engine.model, ids + base, len(base))
-        rows.append({"prompt": text, "plain_tok_s": round(base_tps, 2), "spec_tok_s": round(spec_tps, 2),
+        answer_tokens += len(base)
+        rows.append({"prompt": text, "tokens": len(base), "plain_tok_s": round(base_tps, 2), "spec_tok_s": round(spec_tps, 2),
                      "speedup": round(spec_tps / base_tps, 3) if base_tps else None,
                      "identical": base == spec, "tau": round(dec.stats.mean_accepted_length, 3)})  # fmt: skip
         print(f"{base_tps:6.2f} -> {spec_tps:6.2f} tok/s  tau {dec.stats.mean_accepted_length:.2f}  "
@@ -127,22 +145,25 @@ def main(argv: list[str] | None = None) -> int:
     plain_tps = statistics.mean(r["plain_tok_s"] for r in rows)
     spec_tps = statistics.mean(r["spec_tok_s"] for r in rows)
     summary = {"model": args.model, "draft": args.draft, "k": args.spec_k, "max_tokens": args.max_tokens,
-               "threads": torch.get_num_threads(), "repeat": args.repeat, "plain_tok_s": round(plain_tps, 2),
+               "threads": torch.get_num_threads(), "repeat": args.repeat,
+               "stop_at_eos": not args.ignore_eos, "answer_tokens": answer_tokens, "plain_tok_s": round(plain_tps, 2),
                "spec_tok_s": round(spec_tps, 2), "speedup": round(spec_tps / plain_tps, 3),
                "identical_outputs": f"{same}/{len(rows)}",
-               "teacher_forced_top1": round(tf_hits / (len(rows) * args.max_tokens), 4),
+               "teacher_forced_top1": round(tf_hits / answer_tokens, 4),
                **total.as_dict()}  # fmt: skip
     print(json.dumps(summary, indent=2))
     sweep = []
     forced_cache = engine.model.new_cache()
     for a in [float(x) for x in args.alphas.split(",") if x.strip()]:
-        forced = SpeculativeDecoder(engine.model, EagleDrafter(head), args.spec_k, forced_alpha=a)
+        drafter = EagleDrafter(head, args.lookup)
+        forced = SpeculativeDecoder(engine.model, drafter, args.spec_k, forced_alpha=a)
         ids = engine.tokenizer.encode_chat([{"role": "user", "content": prompts[0]}], None, None)
         t0 = time.perf_counter()
         base_tps = tps = 0.0
         for _ in range(args.repeat):
-            base_tps = max(base_tps, plain_run(engine, ids, args.sweep_tokens)[1])
-            tps = max(tps, spec_run(forced, forced_cache, ids, args.sweep_tokens)[1])
+            # Forced drafts are not the target's text: fixed length, end of answer or not.
+            base_tps = max(base_tps, plain_run(engine, ids, args.sweep_tokens, False)[1])
+            tps = max(tps, spec_run(forced, forced_cache, ids, args.sweep_tokens, frozenset())[1])
         sweep.append({"alpha": a, "tau": round(forced.stats.mean_accepted_length, 3),
                       "plain_tok_s": round(base_tps, 2), "spec_tok_s": round(tps, 2),
                       "speedup": round(tps / base_tps, 3) if base_tps else None})  # fmt: skip

@@ -78,6 +78,7 @@ class TargetDrafter:
     (`wrong_at`: draft indices replaced by another token; range(K) makes it always wrong)."""
 
     capture_layers: tuple[int, ...] = ()
+    last_copied: list[bool] = []  # never copies
 
     def __init__(self, model: Transformer, wrong_at: Sequence[int] = ()) -> None:
         self.model, self.wrong_at = model, set(wrong_at)

@@ -12,6 +12,7 @@ import torch
 from engine.eagle import EAGLE1, EAGLE3, DraftChain, head_spec_for, random_head
 from engine.eagle_io import load_head, save_head
 from engine.errors import ModelNotFoundError, WeightLoadError
+from engine.sampling import SamplingParams
 from engine.spec import EagleDrafter
 from tests.engine.spec_helpers import (
     TargetDrafter,
@@ -58,6 +59,25 @@ def test_greedy_speculative_equals_plain_greedy(targets, prompt_ids, kind, name,
         assert stats.rounds == math.ceil(19 / (k + 1))  # k + 1 tokens per verification
     if name == "wrong":
         assert stats.accepted == 0 and stats.rounds == 19
+
+
+@pytest.mark.parametrize("kind", [EAGLE1, EAGLE3])
+@pytest.mark.parametrize("k", [1, 4])
+def test_prompt_lookup_drafts_keep_the_output_exact(targets, prompt_ids, kind, k):
+    """A prompt that repeats itself makes the drafter copy what followed its last tokens before
+    instead of asking the head; greedy and (deterministic) sampled output stay the target's."""
+    target = targets[kind]
+    prompt = prompt_ids(6, seed=20 + k) * 3
+    want = plain_greedy(target, prompt, 24)
+    head = _head(target, kind, seed=5, vocab=200 if kind == EAGLE3 else None)
+    got, dec, _ = run_spec(target, EagleDrafter(head, lookup_ngram=3), k, prompt, 24)
+    assert got == want
+    assert dec.stats.copied > 0 and dec.stats.as_dict()["lookup_drafts"] == dec.stats.copied
+    top1 = SamplingParams(temperature=1.0, top_k=1)  # sampled path, one-hot draft distributions
+    got, dec, _ = run_spec(target, EagleDrafter(head, lookup_ngram=3), k, prompt, 24, top1, seed=2)
+    assert got == want and dec.stats.copied > 0
+    got, dec, _ = run_spec(target, EagleDrafter(head, lookup_ngram=0), k, prompt, 24)
+    assert got == want and dec.stats.copied == 0
 
 
 def test_partial_acceptance_rolls_both_caches_back(targets, prompt_ids):

@@ -35,14 +35,20 @@ def chi2_pvalue(samples: torch.Tensor, expected: torch.Tensor) -> float:
     return float(torch.special.gammaincc(df / 2, stat / 2))
 
 
-def emitted_tokens(rule, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run `rule` on N chains of 2 drafts sampled from Q; return the 1st emitted token of every
+# A prompt-lookup draft: a fixed token with all the draft mass on it (`EagleDrafter._one_hot`).
+Q_COPY = torch.nn.functional.one_hot(torch.tensor([2, 5]), 6).float()
+
+
+def emitted_tokens(
+    rule, seed: int, q: torch.Tensor = Q
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run `rule` on N chains of 2 drafts sampled from q; return the 1st emitted token of every
     chain, the 2nd token of chains that accepted draft 1, and the bonus of fully accepted ones."""
     gen = torch.Generator().manual_seed(seed)
     drafts = torch.stack(
-        [torch.multinomial(Q[i], N, replacement=True, generator=gen) for i in range(2)], 1
+        [torch.multinomial(q[i], N, replacement=True, generator=gen) for i in range(2)], 1
     )
-    n, nxt = rule(drafts, Q.expand(N, 2, 6), P.expand(N, 3, 6), gen)
+    n, nxt = rule(drafts, q.expand(N, 2, 6), P.expand(N, 3, 6), gen)
     first = torch.where(n >= 1, drafts[:, 0], nxt)
     second = torch.where(n >= 2, drafts[:, 1], nxt)[n >= 1]
     bonus = nxt[n == 2]
@@ -75,8 +81,8 @@ def accept_by_target_prob(drafts, q, p, gen):
     return n, torch.multinomial(r / r.sum(-1, keepdim=True), 1, generator=gen)[:, 0]
 
 
-def pvalues(rule, seed=0) -> list[float]:
-    first, second, bonus = emitted_tokens(rule, seed)
+def pvalues(rule, seed=0, q=Q) -> list[float]:
+    first, second, bonus = emitted_tokens(rule, seed, q)
     return [chi2_pvalue(first, P[0]), chi2_pvalue(second, P[1]), chi2_pvalue(bonus, P[2])]
 
 
@@ -87,6 +93,13 @@ def test_rejection_sampling_preserves_the_target_distribution():
 @pytest.mark.parametrize("rule", [always_accept, resample_from_target, accept_by_target_prob])
 def test_the_same_test_rejects_wrong_acceptance_rules(rule):
     assert min(pvalues(rule)) < 1e-3
+
+
+def test_looked_up_drafts_with_one_hot_distributions_keep_the_target_distribution():
+    assert min(pvalues(rejection_sample, q=Q_COPY)) > 1e-3
+    # Same power check: accepting a copied token outright, or resampling from p, is caught.
+    assert min(pvalues(always_accept, q=Q_COPY)) < 1e-3
+    assert min(pvalues(resample_from_target, q=Q_COPY)) < 1e-3
 
 
 def test_rejection_sampling_with_equal_distributions_accepts_everything():
