@@ -61,21 +61,46 @@ def test_greedy_speculative_equals_plain_greedy(targets, prompt_ids, kind, name,
         assert stats.accepted == 0 and stats.rounds == 19
 
 
+def test_drafter_copies_what_followed_the_last_tokens_before(targets, prompt_ids):
+    target = targets[EAGLE1]
+    pattern = prompt_ids(8, seed=30)
+    ids = pattern * 2 + pattern[:3]  # the last 3 tokens were followed by pattern[3] before
+    out = target.forward(torch.tensor(ids), torch.arange(len(ids)), target.new_cache())
+    drafter = EagleDrafter(_head(target, EAGLE1, seed=6), lookup_ngram=3)
+    drafts, q = drafter.propose(ids, out.hidden[:-1], 0, 4, SamplingParams(), None)
+    assert drafts.tolist() == pattern[3:7] and drafter.last_copied == [True] * 4
+    sampled = SamplingParams(temperature=0.8)
+    drafts, q = drafter.propose(ids, out.hidden[:-1], 0, 4, sampled, torch.Generator())
+    assert drafts.tolist() == pattern[3:7]
+    assert q is not None and torch.equal(q.argmax(-1), drafts) and (q.sum(-1) == 1).all()
+    off = EagleDrafter(drafter.head, lookup_ngram=0)
+    off.propose(ids, out.hidden[:-1], 0, 4, SamplingParams(), None)
+    assert off.last_copied == [False] * 4
+
+
+def repeated_trigrams(ids: list[int]) -> int:
+    grams = [tuple(ids[i : i + 3]) for i in range(len(ids) - 2)]
+    return len(grams) - len(set(grams))
+
+
 @pytest.mark.parametrize("kind", [EAGLE1, EAGLE3])
 @pytest.mark.parametrize("k", [1, 4])
-def test_prompt_lookup_drafts_keep_the_output_exact(targets, prompt_ids, kind, k):
-    """A prompt that repeats itself makes the drafter copy what followed its last tokens before
-    instead of asking the head; greedy and (deterministic) sampled output stay the target's."""
+def test_prompt_lookup_is_accepted_when_the_target_repeats_itself(targets, prompt_ids, kind, k):
+    """Tiny random targets fall into loops; copies of the loop are accepted, the output stays
+    the plain greedy one, greedy and (deterministic) sampled, and the head alone copies nothing."""
     target = targets[kind]
-    prompt = prompt_ids(6, seed=20 + k) * 3
-    want = plain_greedy(target, prompt, 24)
+    prompts = [prompt_ids(6, seed=s) * 3 for s in range(20, 40)]
+    prompt, want = next(
+        (p, out) for p in prompts if repeated_trigrams(out := plain_greedy(target, p, 24)) >= 3
+    )
     head = _head(target, kind, seed=5, vocab=200 if kind == EAGLE3 else None)
     got, dec, _ = run_spec(target, EagleDrafter(head, lookup_ngram=3), k, prompt, 24)
     assert got == want
-    assert dec.stats.copied > 0 and dec.stats.as_dict()["lookup_drafts"] == dec.stats.copied
+    assert dec.stats.copied_accepted > 0
+    assert dec.stats.as_dict()["lookup_drafts"] == dec.stats.copied >= dec.stats.copied_accepted
     top1 = SamplingParams(temperature=1.0, top_k=1)  # sampled path, one-hot draft distributions
     got, dec, _ = run_spec(target, EagleDrafter(head, lookup_ngram=3), k, prompt, 24, top1, seed=2)
-    assert got == want and dec.stats.copied > 0
+    assert got == want and dec.stats.copied_accepted > 0
     got, dec, _ = run_spec(target, EagleDrafter(head, lookup_ngram=0), k, prompt, 24)
     assert got == want and dec.stats.copied == 0
 

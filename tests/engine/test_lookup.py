@@ -44,7 +44,7 @@ def test_growing_and_changed_texts_match_a_fresh_index(n):
     ids: list[int] = []
     for step in range(300):
         if step % 50 == 49:  # the conversation changes: an edited history, not an extension
-            ids = ids[: rng.randrange(len(ids))] + [rng.randrange(6)]
+            ids = [*ids[: rng.randrange(len(ids))], rng.randrange(6)]
         else:
             ids = ids + [rng.randrange(6) for _ in range(rng.randrange(1, 4))]
         look.sync(ids)
