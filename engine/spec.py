@@ -161,13 +161,14 @@ class EagleDrafter:
         out = self.head.forward(
             toks, feats, torch.arange(start, start + m, device=dev), self.cache, True, not greedy
         )
-        text = None
-        if self.lookup is not None:
-            self.lookup.sync(ids)
-            text = list(ids)
+        lookup = self.lookup
+        if lookup is not None:
+            lookup.sync(ids)
+        # The text the lookup matches: every token so far, then the drafts.
+        text = list(ids) if lookup is not None else []
         tokens, dists, self.last_copied = [], [], []
         for j in range(k):
-            copy = self.lookup.propose(text) if self.lookup is not None and text else None
+            copy = lookup.propose(text) if lookup is not None else None
             if copy is not None:
                 tok = torch.tensor([copy], device=dev)
                 q = None if greedy else self._one_hot(copy, out)
@@ -179,7 +180,7 @@ class EagleDrafter:
             tokens.append(tok)
             dists.append(q)
             self.last_copied.append(copy is not None)
-            if text is not None and j + 1 < k:
+            if lookup is not None and j + 1 < k:  # (a host sync per step on a GPU)
                 text.append(copy if copy is not None else int(tok))
             if j + 1 < k:
                 pos = torch.tensor([start + m + j], device=dev)
