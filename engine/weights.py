@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -70,16 +71,24 @@ def unpermute_native(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     return w.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
 
 
-def dequantize_fp8(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """fp32 weight from FP8 values and a per-tensor or per-block [rows/b, cols/b] scale."""
+def dequantize_fp8(
+    w: torch.Tensor,
+    scale: torch.Tensor,
+    full: tuple[int, ...] | None = None,
+    offset: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """fp32 values of FP8 `w` with a per-tensor, per-row or per-block [rows/b, cols/b] scale.
+    `w` is a whole tensor, or the part of one of shape `full` from row/column `offset` on."""
+    full = full or tuple(w.shape)
     w32, s = w.to(torch.float32), scale.to(torch.float32)
     if s.numel() == 1:
         return w32 * s.reshape(())
-    if s.dim() == 1 and s.shape[0] == w.shape[0]:
-        return w32 * s[:, None]
-    rb, cb = _block(w.shape[0], s.shape[0]), _block(w.shape[1], s.shape[1])
-    full = s.repeat_interleave(rb, 0)[: w.shape[0]].repeat_interleave(cb, 1)[:, : w.shape[1]]
-    return w32 * full
+    rows = torch.arange(w.shape[0]) + offset[0]
+    if s.dim() == 1 and s.shape[0] == full[0]:
+        return w32 * s[rows][:, None]
+    cols = torch.arange(w.shape[1]) + offset[1]
+    rb, cb = _block(full[0], s.shape[0]), _block(full[1], s.shape[1])
+    return w32 * s[rows // rb][:, cols // cb]
 
 
 def _block(size: int, blocks: int) -> int:
@@ -87,8 +96,16 @@ def _block(size: int, blocks: int) -> int:
     return 128 if -(-size // 128) == blocks else -(-size // blocks)
 
 
-class _SafetensorsSource:
-    """Lazy access to tensors spread over one or more .safetensors files."""
+class TensorPart(Protocol):
+    """The slice [start, stop) along `dim` of a tensor (`engine.parallel.shard.Shard`)."""
+
+    dim: int
+    start: int
+    stop: int
+
+
+class SafetensorsSource:
+    """Lazy access to tensors spread over one or more .safetensors files, whole or in part."""
 
     def __init__(self, files: list[Path]) -> None:
         from safetensors import safe_open
@@ -104,8 +121,25 @@ class _SafetensorsSource:
             for key in h.keys():  # noqa: SIM118 (safe_open handles are not dicts)
                 self.where[key] = f
 
-    def get(self, key: str) -> torch.Tensor:
-        return self._handles[self.where[key]].get_tensor(key)
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._handles[self.where[key]].get_slice(key).get_shape())
+
+    def get(self, key: str, part: TensorPart | None = None) -> torch.Tensor:
+        """The tensor, or only its `part` (read from disk without the rest)."""
+        handle = self._handles[self.where[key]]
+        if part is None:
+            return handle.get_tensor(key)
+        sl = handle.get_slice(key)
+        return sl[part.start : part.stop] if part.dim == 0 else sl[:, part.start : part.stop]
+
+    def fp8_scale(self, key: str) -> torch.Tensor:
+        base = key.removesuffix(".weight")
+        scale_key = next(
+            (f"{base}.{s}" for s in _SCALE_SUFFIXES if f"{base}.{s}" in self.where), None
+        )
+        if scale_key is None:
+            raise WeightLoadError(f"FP8 tensor {key} has no scale tensor next to it")
+        return self.get(scale_key)
 
 
 def safetensors_files(root: Path, stem: str) -> list[Path]:
@@ -121,26 +155,31 @@ def safetensors_files(root: Path, stem: str) -> list[Path]:
 
 
 def iter_safetensors(
-    files: list[Path], cfg: ModelConfig, native: bool, wanted: set[str]
+    files: list[Path],
+    cfg: ModelConfig,
+    native: bool,
+    wanted: Collection[str],
+    parts: Mapping[str, TensorPart] | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """(canonical name, dense tensor) for each wanted tensor, read one at a time."""
-    src = _SafetensorsSource(files)
+    """(canonical name, tensor) for each wanted tensor, read one at a time, FP8 dequantised and
+    native RoPE rows unpermuted. With `parts` (tensor parallelism: a rank's slices by canonical
+    name), only that part of those tensors is read."""
+    src = SafetensorsSource(files)
     for key in src.where:
         name = canonical_name(key, native)
         if name is None or name not in wanted:
             continue
-        t = src.get(key)
+        part = (parts or {}).get(name)
+        shape = src.shape(key) if part is not None else ()
+        if part is not None and (len(shape) <= part.dim or part.stop > shape[part.dim]):
+            yield name, src.get(key)  # misshaped: whole, so load_into names both shapes
+            continue
+        t = src.get(key, part)
         if t.dtype in _FP8:
-            base = key.removesuffix(".weight")
-            scale_key = next(
-                (f"{base}.{s}" for s in _SCALE_SUFFIXES if f"{base}.{s}" in src.where), None
-            )
-            if scale_key is None:
-                raise WeightLoadError(f"FP8 tensor {key} has no scale tensor next to it")
-            t = dequantize_fp8(t, src.get(scale_key))
+            at = (0, 0) if part is None else (0, part.start) if part.dim else (part.start, 0)
+            t = dequantize_fp8(t, src.fp8_scale(key), shape or None, at)
         if native and name.endswith(("q_proj.weight", "k_proj.weight")):
-            heads = cfg.n_heads if name.endswith("q_proj.weight") else cfg.n_kv_heads
-            t = unpermute_native(t, heads)
+            t = unpermute_native(t, t.shape[0] // cfg.head_dim)  # permutation is within a head
         yield name, t
 
 

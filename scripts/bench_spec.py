@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", dest="json_out", default=None, help="also write results here")
     args = ap.parse_args(argv)
+    if args.lookup < 0:
+        ap.error("--lookup must be 0 (off) or an n-gram length")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -172,3 +172,19 @@ def test_block_fp8_scales_expand_over_128_blocks():
         for j in range(260):
             expected[i, j] *= scale[i // 128, j // 128]
     torch.testing.assert_close(dequantize_fp8(q, scale), expected)
+
+
+@pytest.mark.parametrize(
+    "scale", [torch.tensor(0.5), torch.rand(130) + 0.5, torch.rand(2, 3) + 0.5], ids=str
+)
+@pytest.mark.parametrize("dim", [0, 1])
+def test_fp8_slices_dequantise_like_the_slice_of_the_whole(scale, dim):
+    """Tensor parallelism reads one rank's rows or columns of an FP8 tensor: each slice must
+    meet the part of the per-tensor, per-row or per-block scale that covers it."""
+    q = torch.randn(130, 260).to(torch.float8_e4m3fn)
+    whole = dequantize_fp8(q, scale)
+    start, stop = (60, 129) if dim == 0 else (100, 250)  # across a 128-block boundary
+    part = q[start:stop] if dim == 0 else q[:, start:stop]
+    at = (start, 0) if dim == 0 else (0, start)
+    got = dequantize_fp8(part, scale, tuple(q.shape), at)
+    torch.testing.assert_close(got, whole[start:stop] if dim == 0 else whole[:, start:stop])
