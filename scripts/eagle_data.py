@@ -115,11 +115,12 @@ def generate_batched(
         temp = group[0][1]
         for c in captured:
             c.clear()
-        with torch.no_grad():
+        with torch.no_grad():  # max_time: the last batch stops at the deadline, answers cut
             out = hf.generate(
                 input_ids=ids.to(hf.device), attention_mask=mask.to(hf.device),
                 max_new_tokens=max_tokens, do_sample=temp > 0, temperature=temp or None,
                 top_p=None, top_k=None, pad_token_id=pad,
+                max_time=max(1.0, deadline - time.monotonic()),
             )  # fmt: skip
         # captured[0]: the prompts [B, width, H] (left-padded); then one [B, 1, H] per fed
         # token. The last sampled token is never fed, so it has no feature and is dropped.
