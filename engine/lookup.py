@@ -25,12 +25,19 @@ class NgramLookup:
         self.n = n
         self.ids: list[int] = []
         self._next: dict[tuple[int, ...], int] = {}  # n-gram -> index of the token after it
+        self._source: Sequence[int] | None = None  # the object indexed last time
 
     def sync(self, ids: Sequence[int]) -> None:
-        """Index `ids`, reusing the work done for the sequence indexed before when it extends."""
+        """Index `ids`, reusing the work done for the sequence indexed before when it extends.
+
+        The same list object as last time is trusted to have only grown (the decoder appends to
+        one list per generation), so a decode round costs O(new tokens), not O(context); any
+        other sequence is compared in full."""
         m = len(self.ids)
-        if len(ids) < m or list(ids[:m]) != self.ids:
+        grown = ids is self._source and len(ids) >= m
+        if not grown and (len(ids) < m or list(ids[:m]) != self.ids):
             self.ids, self._next, m = [], {}, 0
+        self._source = ids
         self.ids.extend(ids[m:])
         n = self.n
         # n-grams that now have a following token: those starting at m - n .. len - n - 1.

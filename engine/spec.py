@@ -164,8 +164,8 @@ class EagleDrafter:
         lookup = self.lookup
         if lookup is not None:
             lookup.sync(ids)
-        # The text the lookup matches: every token so far, then the drafts.
-        text = list(ids) if lookup is not None else []
+        # The text the lookup matches (its last n tokens): the tokens so far, then the drafts.
+        text = list(ids[-lookup.n :]) if lookup is not None else []
         tokens, dists, self.last_copied = [], [], []
         for j in range(k):
             copy = lookup.propose(text) if lookup is not None else None
@@ -286,7 +286,15 @@ class SpeculativeDecoder:
         self.target, self.drafter = target, drafter
         self.k, self.forced_alpha = num_speculative_tokens, forced_alpha
         self.stats = SpecStats(num_speculative_tokens)
-        self._draft_ids: list[int] = []  # draft pairs 0 .. len-2 are valid for these tokens
+        # Draft pairs 0 .. len-2 are valid for the first _draft_len tokens of _draft_src (a
+        # reference and a length: copying the context every round would cost O(context)).
+        self._draft_src: list[int] = []
+        self._draft_len = 0
+
+    @property
+    def _draft_ids(self) -> list[int]:
+        """The tokens the draft cache's pairs were built from (copied once per generation)."""
+        return self._draft_src[: self._draft_len]
 
     def _forward(
         self, ids: Sequence[int], start: int, cache: KVCache, all_logits: bool
@@ -356,7 +364,7 @@ class SpeculativeDecoder:
                     drafts, q = self.drafter.propose(
                         ids, pending_feats, start, k, params, generator
                     )
-                    self._draft_ids = ids[: L + 1]
+                    self._draft_src, self._draft_len = ids, L + 1
                 tv = time.perf_counter()
                 out = self._forward([ids[-1], *drafts.tolist()], L, cache, all_logits=True)
                 accepted = accept_tokens(

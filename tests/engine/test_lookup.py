@@ -37,16 +37,20 @@ def test_the_final_ngram_does_not_match_itself():
     assert look.propose([1, 2, 3]) is None
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["new-lists", "one-growing-list"])
 @pytest.mark.parametrize("n", [1, 3])
-def test_growing_and_changed_texts_match_a_fresh_index(n):
+def test_growing_and_changed_texts_match_a_fresh_index(n, in_place):
     rng = random.Random(n)
     look = NgramLookup(n)
     ids: list[int] = []
     for step in range(300):
+        grow = [rng.randrange(6) for _ in range(rng.randrange(1, 4))]
         if step % 50 == 49:  # the conversation changes: an edited history, not an extension
             ids = [*ids[: rng.randrange(len(ids))], rng.randrange(6)]
+        elif in_place:  # as the decoder does: one list appended to (the O(new tokens) path)
+            ids.extend(grow)
         else:
-            ids = ids + [rng.randrange(6) for _ in range(rng.randrange(1, 4))]
+            ids = ids + grow
         look.sync(ids)
         assert look.ids == ids
         for extra in ([], [rng.randrange(6)], [rng.randrange(6), rng.randrange(6)]):
