@@ -128,3 +128,26 @@ def test_eagle3_warm_start_passes_the_last_captured_layer_through(tiny_dir) -> N
     last = feats[:n, -dim:]  # the highest captured layer
     cos = torch.nn.functional.cosine_similarity(state, last, dim=-1)
     assert bool((cos > 0.99).all()), cos.min()
+
+
+def test_feature_loss_counts_only_the_pairs_that_count(tiny_dir) -> None:
+    """The smooth-L1 term is the mean over the unmasked pairs alone: padding and prompt pairs
+    neither add to it nor dilute it."""
+    _, target_dir = tiny_dir("mistral_chat")
+    target = Engine.load(str(target_dir), max_context=256).model
+    train_eagle = _train_eagle_module()
+    head = EagleHead(head_spec_for(target, EAGLE1, n_layers=1), target)
+    train_eagle.init_from_target(head, target, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(3, target.cfg.vocab_size, (n,), generator=gen) for n in (40, 23)]
+    feats = _eagle_data_module().featurize(target, [s.tolist() for s in seqs], ())
+    data = [(s, f, start) for s, f, start in zip(seqs, feats, (5, 0), strict=True)]
+    b = train_eagle.batch(data, 3, 32, random.Random(0), target.device, target.cfg.dim)
+    toks, inp, nxt, pos, mask = b
+    assert not bool(mask.all())  # the batch has padding and prompt pairs
+    with torch.no_grad():
+        reg, _, _ = train_eagle.losses(head, target.lm_head, b, 16, 0.0, gen, depth=1)
+        state = head.run(toks, inp, pos, None, from_target=True)
+    want = torch.nn.functional.smooth_l1_loss(state[mask], nxt[mask])
+    torch.testing.assert_close(reg, want)
+    assert not torch.allclose(reg, torch.nn.functional.smooth_l1_loss(state, nxt))
