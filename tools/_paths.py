@@ -17,6 +17,8 @@ def resolve(cwd: Path, path: str) -> Path:
     """`path` made absolute against `cwd` (with `~` expanded) and symlinks resolved."""
     if not path.strip():
         raise ToolError("path is empty")
+    if "\0" in path:
+        raise ToolError(f"path {path!r} contains a NUL byte; no file can have that name")
     expanded = Path(os.path.expanduser(path))
     return Path(os.path.realpath(cwd / expanded))
 

@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,17 +96,40 @@ class ProcResult:
     duration_s: float
 
 
-# Model API keys stay out of commands the model runs: `echo $MISTRAL_API_KEY` would put the
-# key into the conversation, the session file and the provider's logs.
-_SECRET_SUFFIXES = ("_API_KEY", "_APIKEY")
-
-
-def shell_env(hidden: frozenset[str] = frozenset()) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in hidden and not k.upper().endswith(_SECRET_SUFFIXES)
+# Credentials stay out of the commands the model runs, as Codex does: `printenv` would put
+# them into the conversation, the session file and the provider's logs. A variable is dropped
+# when its name contains one of these words (any case), is an AWS credential, or is one of
+# the `hidden` names (the providers' api_key_env_var); `passthrough` names are kept anyway.
+SECRET_NAME_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL")
+AWS_CREDENTIAL_VARS = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
     }
+)
+
+
+def is_secret_name(name: str, hidden: Collection[str] = ()) -> bool:
+    """Whether a variable named `name` is withheld from commands by default."""
+    upper = name.upper()
+    return (
+        name in hidden
+        or upper in AWS_CREDENTIAL_VARS
+        or any(marker in upper for marker in SECRET_NAME_MARKERS)
+    )
+
+
+def shell_env(
+    hidden: Collection[str] = frozenset(), passthrough: Collection[str] = frozenset()
+) -> dict[str, str]:
+    """The environment of a command: ours without credentials, plus NON_INTERACTIVE_ENV."""
+    env = {k: v for k, v in os.environ.items() if k in passthrough or not is_secret_name(k, hidden)}
     env.update(NON_INTERACTIVE_ENV)
     return env
 
@@ -144,8 +167,10 @@ async def run_shell(
     cap_bytes: int = 30_000,
     on_output: Callable[[str], None] | None = None,
     cancel: asyncio.Event | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ProcResult:
-    """Run `command` with bash in its own process group, stdin closed, stdout+stderr merged."""
+    """Run `command` with bash in its own process group, stdin closed, stdout+stderr merged.
+    `env` defaults to shell_env(): credentials withheld."""
     started = time.monotonic()
     buffer = HeadTail(cap_bytes)
     loop = asyncio.get_running_loop()
@@ -155,7 +180,7 @@ async def run_shell(
         "-c",
         command,
         cwd=str(cwd),
-        env=shell_env(),
+        env=dict(shell_env() if env is None else env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -29,9 +29,15 @@ _FORBIDDEN_FLAGS = {
     "sort": ("-o", "--output", "--compress-program"),
     "tree": ("-o",),
     "file": ("-C", "--compile"),
-    "rg": ("--pre",),
+    "rg": ("--pre", "--hostname-bin"),
     "date": ("-s", "--set"),
+    "hostname": ("-F", "--file", "-b", "--boot"),
 }
+# `hostname` only reads with these options.
+_HOSTNAME_READS = names(
+    "-a -A -d -f -i -I -s -y -n -v -h -V --alias --all-fqdns --domain --fqdn --long "
+    "--ip-address --all-ip-addresses --short --yp --nis --verbose --help --version"
+)
 _GIT_READ = names(
     "status log diff show blame shortlog describe rev-parse rev-list ls-files ls-tree "
     "cat-file grep show-ref merge-base name-rev count-objects whatchanged version "
@@ -41,6 +47,7 @@ _GIT_GLOBAL_FLAGS = names(
     "--no-pager -P --no-optional-locks --literal-pathspecs --no-replace-objects"
 )
 _GIT_PATH_OPTIONS = frozenset({"-C", "--git-dir", "--work-tree"})
+_GIT_HELP_RUNS = ("-w", "--web", "-i", "--info", "-m", "--man")
 _BRANCH_WRITES = names(
     "-d -D --delete -m -M --move -c -C --copy -f --force -u --set-upstream-to "
     "--unset-upstream --edit-description --track --no-track"
@@ -83,10 +90,17 @@ def readonly_check(words: tuple[str, ...]) -> Check:
 
 
 def _has_flag(arg: str, flag: str) -> bool:
+    """Whether `arg` is `flag` as the program parses it: GNU getopt_long and git accept any
+    unambiguous prefix of a long option (`--outp=F` is `--output`), so every prefix counts."""
     if flag.startswith("--"):
-        return arg == flag or arg.startswith(flag + "=")
+        name = arg.split("=", 1)[0]
+        return arg.startswith("--") and len(name) > 2 and flag.startswith(name)
     # Short flags may be clustered (`sort -uo out`) or glued to their value (`-oout`).
     return arg.startswith("-") and not arg.startswith("--") and flag[1] in arg[1:]
+
+
+def _has_any(arg: str, flags: frozenset[str]) -> bool:
+    return any(f.startswith("-") and _has_flag(arg, f) for f in flags)
 
 
 def _positionals(args: list[str]) -> list[str]:
@@ -145,6 +159,9 @@ def _date(args: list[str]) -> Check:
 def _hostname(args: list[str]) -> Check:
     if _positionals(args):
         return "`hostname NAME` sets the host name", []
+    for arg in args:
+        if arg not in _HOSTNAME_READS:
+            return f"`hostname {arg}` may set the host name", []
     return None, []
 
 
@@ -185,14 +202,18 @@ def _git(args: list[str]) -> Check:
     if not args:
         return None, paths
     sub, rest = args[0], args[1:]
-    if any(a == "--output" or a.startswith("--output=") for a in rest):
+    if any(_has_flag(a, "--output") for a in rest):
         return f"`git {sub} --output` writes a file", []
     if sub == "grep" and any(
-        a in ("-O", "--open-files-in-pager") or a.startswith("-O") for a in rest
+        _has_flag(a, "-O") or _has_flag(a, "--open-files-in-pager") for a in rest
     ):
         return "`git grep -O` runs a pager program", []
-    if sub == "diff" and "--no-index" in rest:
+    if sub == "help" and any(_has_flag(a, f) for a in rest for f in _GIT_HELP_RUNS):
+        return "`git help` with these options starts a viewer program", []
+    if sub in ("diff", "grep") and any(_has_flag(a, "--no-index") for a in rest):
         paths += _positionals(rest)
+    paths += [p for p in _positionals(rest) if p.startswith(("/", "~", "."))]
+    paths += _option_paths(rest)
     reason = _git_subcommand(sub, rest)
     return reason, paths
 
@@ -202,12 +223,12 @@ def _git_subcommand(sub: str, rest: list[str]) -> str | None:
         return None
     positional = _positionals(rest)
     if sub == "branch":
-        if any(a in _BRANCH_WRITES or a.startswith("--set-upstream-to=") for a in rest):
+        if any(_has_any(a, _BRANCH_WRITES) for a in rest):
             return "`git branch` with these options changes branches"
         listing = any(a.startswith(_BRANCH_LISTS) for a in rest)
         return None if listing or not positional else "`git branch NAME` creates a branch"
     if sub == "tag":
-        if any(a in _TAG_WRITES for a in rest):
+        if any(_has_any(a, _TAG_WRITES) for a in rest):
             return "`git tag` with these options changes tags"
         listing = any(a in ("-l", "--list") for a in rest)
         return None if listing or not positional else "`git tag NAME` creates a tag"
@@ -218,7 +239,7 @@ def _git_subcommand(sub: str, rest: list[str]) -> str | None:
             else ("`git remote` with a subcommand can change remotes")
         )
     if sub == "config":
-        if any(a in _CONFIG_WRITES for a in rest):
+        if any(a in _CONFIG_WRITES or _has_any(a, _CONFIG_WRITES) for a in rest):
             return "`git config` with these arguments changes configuration"
         if positional and positional[0] in ("get", "list"):
             return None

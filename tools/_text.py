@@ -4,17 +4,22 @@ atomic writes and diffs.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import difflib
 import os
-import tempfile
+import re
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from tools.base import ToolError
+from tools.errors import ToolError
 
 SNIFF_BYTES = 8192
+T = TypeVar("T")
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -111,14 +116,31 @@ def read_text(path: Path, display: str) -> TextFile:
     return decode(data)
 
 
+async def finish_write(fn: Callable[..., T], *args: Any) -> T:
+    """Run a file-changing function in a thread to its end, even when the caller is cancelled
+    meanwhile (it takes milliseconds): a write then either did not start or is reported with
+    its real result, never "cancelled" while it happened."""
+    job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        if job.cancelled():
+            raise
+        return await job
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` via a temp file in the same folder; keep the file's mode."""
+    """Replace `path` with `data` via a temp file in the same folder; keep the file's mode.
+
+    The temp file is `.NAME.<pid>.<random>.vibe.tmp`: one left by a killed process (dead pid)
+    is removed before the next write beside it, and none survives an error or a cancel here."""
     target = path.resolve()  # write through symlinks instead of replacing the link
     try:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    clean_stale_temps(target)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -130,6 +152,66 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+_TEMP_SUFFIX = ".vibe.tmp"
+
+
+def _temp_stem(target: Path) -> str:
+    """`.NAME.` with NAME shortened so that the temp file name stays under NAME_MAX."""
+    name = target.name
+    while len(name.encode("utf-8", errors="surrogateescape")) > 180:
+        name = name[: len(name) // 2]
+    return f".{name}."
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    stem = _temp_stem(target)
+    for _ in range(100):
+        tmp = target.parent / f"{stem}{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name beside {target}")
+
+
+def temp_files(target: Path) -> list[tuple[Path, int]]:
+    """The write temp files beside `target` (any process's), with the pid that made each."""
+    stem = _temp_stem(target)
+    pattern = re.compile(re.escape(stem) + r"(\d+)\.[0-9a-f]+" + re.escape(_TEMP_SUFFIX) + r"\Z")
+    found: list[tuple[Path, int]] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return found
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is not None:
+            found.append((Path(entry.path), int(match.group(1))))
+    return found
+
+
+def clean_stale_temps(target: Path) -> int:
+    """Remove the temp files beside `target` whose writer is dead (killed mid-write);
+    returns how many were removed."""
+    removed = 0
+    for tmp, pid in temp_files(target):
+        if pid != os.getpid() and not _alive(pid):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -12,6 +12,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
+from tools.errors import ToolError
+
+__all__ = ["Tool", "ToolContext", "ToolError", "ToolResult", "parse_args", "tool_schema"]
+
 
 @dataclass
 class ToolContext:
@@ -20,6 +24,9 @@ class ToolContext:
     cwd: Path
     on_output: Callable[[str], None] | None = None
     cancel: asyncio.Event | None = None
+    # The most bytes of text the caller keeps from one result (the loop's max_tool_output_bytes):
+    # tools that page (read_file, grep) or capture (bash) fit their whole answer within it.
+    output_cap: int | None = None
 
 
 @dataclass
@@ -32,16 +39,16 @@ class ToolResult:
     data: dict[str, Any] | None = None
 
 
-class ToolError(Exception):
-    """Bad usage (bad arguments, missing file, no match); the message goes to the model."""
-
-
 class Tool(ABC):
     """A tool the model can call: a name, a description, a pydantic `Args` model and `run`."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     Args: ClassVar[type[BaseModel]]
+    # How a call touches files, so the loop can order the calls of one turn: "read" or "write"
+    # the file or folder named by its `path` argument, "none" (no files), or "any" (unknown
+    # effects, e.g. a shell: the call runs after every earlier call and before every later one).
+    access: ClassVar[str] = "any"
 
     @abstractmethod
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
@@ -111,6 +118,8 @@ def parse_args(tool: Tool | type[Tool], raw_json: str | Mapping[str, Any]) -> Ba
         else:
             try:
                 raw = json.loads(text)
+            except RecursionError:
+                raise ToolError(f"arguments for {tool.name} are nested too deeply") from None
             except json.JSONDecodeError as exc:
                 cut = " (the text ends early: was it cut off?)" if exc.pos >= len(text) else ""
                 raise ToolError(
@@ -121,6 +130,8 @@ def parse_args(tool: Tool | type[Tool], raw_json: str | Mapping[str, Any]) -> Ba
         raise ToolError(f"arguments for {tool.name} must be a JSON object, got {_json_type(raw)}")
     try:
         return tool.Args.model_validate(raw)
+    except RecursionError:
+        raise ToolError(f"arguments for {tool.name} are nested too deeply") from None
     except ValidationError as exc:
         problems = "; ".join(_describe(err) for err in exc.errors())
         raise ToolError(f"invalid arguments for {tool.name}: {problems}") from None
@@ -147,5 +158,8 @@ def _describe(err: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        return "(nested too deeply to show)"
     return text if len(text) <= 60 else text[:57] + "..."

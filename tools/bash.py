@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools._proc import run_shell
+from tools._proc import run_shell, shell_env
 from tools.base import Tool, ToolContext, ToolError, ToolResult
 
 DEFAULT_TIMEOUT_S = 300.0
-OUTPUT_CAP_BYTES = 30_000
+OUTPUT_CAP_BYTES = 30_000  # used only when the caller gives no output cap
+_NOTES_ROOM = 200
 # CSI/OSC escape sequences some tools print even with NO_COLOR; they only cost the model tokens.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\))")
 
@@ -39,10 +41,18 @@ class BashTool(Tool):
     Args: ClassVar[type[BaseModel]] = BashArgs
 
     def __init__(
-        self, default_timeout: float = DEFAULT_TIMEOUT_S, output_cap: int = OUTPUT_CAP_BYTES
+        self,
+        default_timeout: float = DEFAULT_TIMEOUT_S,
+        output_cap: int = OUTPUT_CAP_BYTES,
+        *,
+        hidden_env: Iterable[str] = (),
+        env_passthrough: Iterable[str] = (),
     ) -> None:
         self.default_timeout = default_timeout
         self.output_cap = output_cap
+        # Credentials are withheld from commands (see tools._proc.shell_env).
+        self.hidden_env = frozenset(hidden_env)
+        self.env_passthrough = frozenset(env_passthrough)
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, BashArgs)
@@ -51,13 +61,16 @@ class BashTool(Tool):
         if not ctx.cwd.is_dir():
             raise ToolError(f"working directory does not exist: {ctx.cwd}")
         timeout = args.timeout if args.timeout is not None else self.default_timeout
+        cap = ctx.output_cap if ctx.output_cap is not None else self.output_cap
         result = await run_shell(
             args.command,
             cwd=ctx.cwd,
             timeout=timeout,
-            cap_bytes=self.output_cap,
+            # Room for the omission note and the status line: the whole answer fits the cap.
+            cap_bytes=max(cap - _NOTES_ROOM, 0),
             on_output=ctx.on_output,
             cancel=ctx.cancel,
+            env=shell_env(self.hidden_env, self.env_passthrough),
         )
         output = _ANSI.sub("", result.output).rstrip("\n")
         lines = [output] if output else ["(no output)"]

@@ -7,12 +7,15 @@ Pipes, lists, subshells, `$(…)`/backticks, process substitution, loops and fun
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import bashlex
 
-SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh"})
+from tools._wrappers import SHELLS, Resolution, resolve
+
+__all__ = ["SHELLS", "Analysis", "Redirect", "SimpleCommand", "analyze", "inner_commands"]
 _MAX_DEPTH = 8  # nesting of bash -c inside bash -c
 
 
@@ -23,6 +26,7 @@ class Redirect:
     op: str
     target: str | None = None
     dynamic: bool = False  # the target (or a here-document body) contains expansions
+    body: str | None = None  # a here-document's or here-string's text
 
     @property
     def writes(self) -> bool:
@@ -40,6 +44,10 @@ class SimpleCommand:
     redirects: tuple[Redirect, ...] = ()
     piped: bool = False  # its stdin comes from a pipe
     unwrapped: bool = False  # a `bash -c LITERAL` whose inner commands are listed separately
+    program: tuple[str, ...] = ()  # the words of what really runs, wrappers peeled
+    wrappers: tuple[str, ...] = ()  # the wrappers peeled (`nice`, `sudo`, `env`, …)
+    deny_texts: tuple[str, ...] = ()  # normalized spellings the denylist is matched against
+    opaque: str | None = None  # why the program cannot be determined statically
 
     @property
     def text(self) -> str:
@@ -63,11 +71,15 @@ def analyze(command: str) -> Analysis:
     """Parse `command`; never raises (a parse failure is reported in `Analysis.error`)."""
     if not command.strip():
         return Analysis(error="the command is empty")
+    if "\x00" in command:
+        return Analysis(error="the command contains a NUL byte")
     out: list[SimpleCommand] = []
     try:
         _parse_into(command, out, depth=0)
     except _Unsupported as exc:
         return Analysis(error=str(exc))
+    except RecursionError:
+        return Analysis(error="could not parse the command (nested too deeply)")
     return Analysis(commands=tuple(out))
 
 
@@ -75,15 +87,37 @@ class _Unsupported(Exception):
     pass
 
 
+# A quoted here-document delimiter (`<<'EOF'`), which bashlex cannot parse: the quotes are
+# replaced by spaces (same length, so positions still point into the original text).
+_QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(?:(['\"])(\w+)\3|\\(\w+))")
+# The `time` keyword at the start of a pipeline, which bashlex cannot parse either.
+_TIME = re.compile(r"(^|[;&|(){}\n!]|\b(?:then|do|else|elif)\b)([ \t]*)time\b")
+
+
+def _prepare(source: str) -> tuple[str, set[int]]:
+    """(text bashlex can parse, start offsets of the `time` keywords replaced)."""
+
+    def unquote(match: re.Match[str]) -> str:
+        word = match.group(4) or match.group(5)
+        return f"<<{match.group(1)}{match.group(2)} {word}" + (" " if match.group(4) else "")
+
+    text = _QUOTED_HEREDOC.sub(unquote, source)
+    times = {m.start(2) + len(m.group(2)) for m in _TIME.finditer(text)}
+    for pos in times:
+        text = text[:pos] + "TIME" + text[pos + 4 :]
+    return text, times
+
+
 def _parse_into(source: str, out: list[SimpleCommand], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Unsupported("commands nested too deeply")
+    prepared, times = _prepare(source)
     try:
-        nodes = bashlex.parse(source)
+        nodes = bashlex.parse(prepared)
     except Exception as exc:  # bashlex raises many types, including NotImplementedError
         detail = str(exc).strip() or type(exc).__name__
         raise _Unsupported(f"could not parse the command ({detail})") from None
-    walker = _Walker(source, out, depth)
+    walker = _Walker(source, out, depth, times)
     for node in nodes:
         walker.visit(node, piped=False)
 
@@ -93,7 +127,7 @@ class _Walker:
     source: str
     out: list[SimpleCommand]
     depth: int
-    _seen: set[int] = field(default_factory=set)
+    times: set[int] = field(default_factory=set)
 
     def visit(self, node: Any, piped: bool) -> None:
         kind = node.kind
@@ -110,7 +144,10 @@ class _Walker:
             self.visit(node.command, piped=False)
         elif kind in ("word", "assignment"):
             for part in getattr(node, "parts", []):
-                self.visit(part, piped=False)
+                if part.kind == "parameter":
+                    self._parameter(part, node)
+                else:
+                    self.visit(part, piped=False)
         elif kind in ("list", "compound", "for", "if", "while", "until", "function"):
             for child in getattr(node, "parts", None) or getattr(node, "list", None) or []:
                 self.visit(child, piped)
@@ -122,6 +159,17 @@ class _Walker:
         else:
             raise _Unsupported(f"unsupported shell syntax ({kind})")
 
+    def _parameter(self, part: Any, word: Any) -> None:
+        """`${X:-$(cmd)}`: bashlex keeps the inside as text; find and parse its commands."""
+        text = self.source[part.pos[0] : max(word.pos[1], part.pos[1])]
+        inner = inner_commands(text)
+        if inner is None:
+            reason = f"a parameter expansion runs commands that could not be analysed ({text})"
+            self.out.append(SimpleCommand(words=(), source=text, opaque=reason))
+            return
+        for script in inner:
+            _parse_into(script, self.out, self.depth + 1)
+
     def _command(self, node: Any, piped: bool) -> None:
         words: list[str] = []
         dynamic: list[bool] = []
@@ -129,7 +177,10 @@ class _Walker:
         redirects: list[Redirect] = []
         for part in node.parts:
             if part.kind == "word":
-                words.append(_expand_tilde(part))
+                word = _word(part, self.source)
+                if not words and part.pos[0] in self.times and word == "TIME":
+                    word = "TIME"  # the keyword; `_wrappers` peels it like `time`
+                words.append(word)
                 dynamic.append(_is_dynamic(part))
                 self.visit(part, piped=False)
             elif part.kind == "assignment":
@@ -139,24 +190,64 @@ class _Walker:
                 redirects.append(self._redirect(part))
             else:
                 self.visit(part, piped)
-        unwrapped = False
-        if _is_shell_c(words, dynamic):
-            _parse_into(words[2], self.out, self.depth + 1)
-            unwrapped = True
-        elif words and words[0] == "eval" and not any(dynamic[1:]):
-            # Listed so the denylist sees them; `eval` itself is never read-only.
-            _parse_into(" ".join(words[1:]), self.out, self.depth + 1)
+        source = self.source[node.pos[0] : node.pos[1]]
+        self._emit(tuple(words), tuple(dynamic), source, assignments, redirects, piped)
+
+    def _emit(
+        self,
+        words: tuple[str, ...],
+        dynamic: tuple[bool, ...],
+        source: str,
+        assignments: list[str] | tuple[str, ...] = (),
+        redirects: list[Redirect] | tuple[Redirect, ...] = (),
+        piped: bool = False,
+    ) -> None:
+        found = resolve(words, dynamic)
+        opaque = found.opaque
+        for script in found.scripts:
+            _parse_into(script, self.out, self.depth + 1)
+        if found.stdin_code and opaque is None:
+            opaque = self._stdin_code(found, redirects, piped)
+        unwrapped = (
+            bool(found.scripts)
+            and found.name in SHELLS
+            and all(w in BENIGN_WRAPPERS for w in found.wrappers)
+        )
         self.out.append(
             SimpleCommand(
-                words=tuple(words),
-                source=self.source[node.pos[0] : node.pos[1]],
-                dynamic=tuple(dynamic),
+                words=words,
+                source=source,
+                dynamic=dynamic,
                 assignments=tuple(assignments),
                 redirects=tuple(redirects),
                 piped=piped,
                 unwrapped=unwrapped,
+                program=found.program,
+                wrappers=found.wrappers,
+                deny_texts=tuple(dict.fromkeys(found.deny_texts)),
+                opaque=opaque,
             )
         )
+        for run_words, run_dynamic in found.runs:  # `find -exec CMD ;`
+            self._emit(run_words, run_dynamic, " ".join(run_words))
+
+    def _stdin_code(
+        self, found: Resolution, redirects: list[Redirect] | tuple[Redirect, ...], piped: bool
+    ) -> str | None:
+        """A shell or interpreter reading its program from stdin: parse a literal here-document
+        for a shell; anything else fed to it cannot be known."""
+        for redirect in redirects:
+            if redirect.op in ("<<", "<<-", "<<<"):
+                if redirect.dynamic or redirect.body is None:
+                    return f"`{found.name}` runs a here-document built from substitutions"
+                if found.name in SHELLS:
+                    _parse_into(redirect.body, self.out, self.depth + 1)
+                return None
+            if redirect.op == "<" and found.name in SHELLS:
+                return None  # a script file, like `bash script.sh`
+        if piped:
+            return f"pipes into an interpreter (`{found.name}`): what it runs cannot be known"
+        return None
 
     def _redirect(self, node: Any) -> Redirect:
         op = node.type
@@ -164,64 +255,137 @@ class _Walker:
         if heredoc is not None:
             quoted = any(q in self.source[node.pos[0] : node.pos[1]] for q in "'\"\\")
             body = heredoc.value
-            return Redirect(op, None, dynamic=not quoted and ("$(" in body or "`" in body))
+            lines = body.split("\n")
+            if len(lines) > 1:
+                body = "\n".join(lines[:-1])  # the last line is the delimiter
+            dynamic = not quoted and ("$" in body or "`" in body)
+            if dynamic:
+                inner = inner_commands(body)
+                if inner is None:
+                    reason = "a here-document runs commands that could not be analysed"
+                    self.out.append(SimpleCommand(words=(), source=body, opaque=reason))
+                for script in inner or ():
+                    _parse_into(script, self.out, self.depth + 1)
+            return Redirect(op, None, dynamic=dynamic, body=body)
         target = node.output
         if isinstance(target, int) or target is None:
             return Redirect(op, None)
         for part in getattr(target, "parts", []):
             self.visit(part, piped=False)
-        return Redirect(op, _expand_tilde(target), dynamic=_is_dynamic(target))
+        if op == "<<<":
+            return Redirect(op, None, dynamic=_is_dynamic(target), body=target.word)
+        return Redirect(op, _word(target, self.source), dynamic=_is_dynamic(target))
 
 
-def _is_shell_c(words: list[str], dynamic: list[bool]) -> bool:
-    return (
-        len(words) >= 3
-        and words[0] in SHELLS
-        and words[1] == "-c"
-        and not dynamic[2]
-        and not dynamic[0]
-    )
+def inner_commands(text: str) -> list[str] | None:
+    """The commands of `$(…)`, `` `…` ``, `<(…)` and `>(…)` inside `text` (a parameter
+    expansion), or None when they cannot be delimited reliably."""
+    found: list[str] = []
+    i, quote = 0, ""
+    while i < len(text):
+        char = text[i]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            i += 1
+        elif char == "'" and quote != '"':
+            quote = "'"
+        elif char == '"':
+            quote = "" if quote == '"' else '"'
+        elif char == "`":
+            end = text.find("`", i + 1)
+            if end < 0:
+                return None
+            found.append(text[i + 1 : end])
+            i = end
+        elif text.startswith(("$(", "<(", ">("), i):
+            end = _closing(text, i + 1)
+            if end is None:
+                return None
+            inner = text[i + 2 : end]
+            if inner.startswith("("):
+                return None  # arithmetic `$((…))`
+            found.append(inner)
+            i = end
+        i += 1
+    return found
+
+
+def _closing(text: str, open_at: int) -> int | None:
+    depth, quote = 0, ""
+    for index in range(open_at, len(text)):
+        char = text[index]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
 
 
 def _is_dynamic(word: Any) -> bool:
     return any(part.kind != "tilde" for part in getattr(word, "parts", []))
 
 
+def _unquote(text: str) -> str | None:
+    """Bash quote removal of a word without expansions (bashlex gets `a"'"b` wrong)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            if i + 1 < len(text) and text[i + 1] != "\n":
+                out.append(text[i + 1])
+            i += 2
+        elif char == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                return None
+            out.append(text[i + 1 : end])
+            i = end + 1
+        elif char == '"':
+            i += 1
+            while i < len(text) and text[i] != '"':
+                if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
+                    if text[i + 1] != "\n":
+                        out.append(text[i + 1])
+                    i += 2
+                    continue
+                out.append(text[i])
+                i += 1
+            if i >= len(text):
+                return None
+            i += 1
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _word(word: Any, source: str) -> str:
+    """The word's text as bash sees it: our own quote removal when it has no expansions."""
+    if not _is_dynamic(word) and word.pos[1] <= len(source):
+        text = _unquote(source[word.pos[0] : word.pos[1]])
+        if text is not None and text != word.word:
+            return text
+    return _expand_tilde(word)
+
+
 def _expand_tilde(word: Any) -> str:
     text: str = word.word
     if text.startswith("~") and any(p.kind == "tilde" for p in getattr(word, "parts", [])):
+        if text.startswith(("~+", "~-")):
+            return text  # resolved against the current folder by the path checks
         return os.path.expanduser(text)
     return text
 
 
-WRAPPERS = frozenset({"time", "nice", "timeout", "nohup", "command", "builtin", "exec", "stdbuf"})
-PRIVILEGE = frozenset({"sudo", "doas", "su", "pkexec"})
-_WRAPPER_VALUE_FLAGS = {
-    "nice": {"-n"},
-    "timeout": {"-s", "-k", "--signal", "--kill-after"},
-    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"},
-    "xargs": {"-n", "-I", "-L", "-P", "-d", "-E", "-s", "-a"},
-    "stdbuf": {"-i", "-o", "-e"},
-}
-
-
-def strip_wrappers(words: tuple[str, ...], privilege: bool = False) -> tuple[str, ...]:
-    """The command a wrapper such as `time`, `nice -n 5` or `timeout 10` runs.
-
-    With `privilege`, `sudo`/`doas`/`env`/`xargs` are stripped too (used for denylist matching).
-    """
-    names = WRAPPERS | (PRIVILEGE | {"env", "xargs"} if privilege else frozenset())
-    while words and words[0] in names:
-        if words[0] == "command" and len(words) > 1 and words[1] in ("-v", "-V"):
-            return words
-        head = words[0]
-        rest = list(words[1:])
-        value_flags = _WRAPPER_VALUE_FLAGS.get(head, set())
-        while rest and (rest[0].startswith("-") or (head == "env" and "=" in rest[0])):
-            flag = rest.pop(0)
-            if flag in value_flags and rest:
-                rest.pop(0)
-        if head == "timeout" and rest:
-            rest.pop(0)  # the duration
-        words = tuple(rest)
-    return words
+BENIGN_WRAPPERS = frozenset(
+    {"time", "TIME", "nice", "timeout", "nohup", "command", "builtin", "exec", "stdbuf"}
+)

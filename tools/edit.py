@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 from pathlib import Path
 from typing import ClassVar
@@ -10,7 +9,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools._paths import display, missing_file_error, resolve
-from tools._text import atomic_write, count_changes, read_text, unified_diff
+from tools._text import atomic_write, count_changes, finish_write, read_text, unified_diff
 from tools.base import Tool, ToolContext, ToolError, ToolResult
 
 MAX_SCAN_LINES = 50_000  # lines compared when looking for the closest text to a failed match
@@ -35,10 +34,11 @@ class EditTool(Tool):
         "surrounding lines to make it unique. Returns a diff."
     )
     Args: ClassVar[type[BaseModel]] = EditArgs
+    access: ClassVar[str] = "write"
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, EditArgs)
-        return await asyncio.to_thread(_edit, args, ctx.cwd)
+        return await finish_write(_edit, args, ctx.cwd)
 
 
 def _edit(args: EditArgs, cwd: Path) -> ToolResult:

@@ -1,9 +1,29 @@
 """The permission model: per-tool always/ask/never, allow/deny patterns, modes, bash analysis.
 
-Precedence, strongest first: a denylist match and `never` deny; plan mode (`read_only`) denies
-anything that may write; then paths outside the working directory and pipes into interpreters
-ask; then `always`, allowlist and session patterns, accept-edits and the built-in read-only
-commands allow; everything else asks. `auto_approve` turns every remaining ask into allow.
+Precedence, strongest first (`evaluate` never raises; a path it cannot check is denied):
+1. A NUL byte in a path or command denies. For bash, a command that cannot be parsed denies when
+   the bash tool has a denylist, under auto-approve ("auto-approve does not run what it cannot
+   check") and in plan mode; otherwise it asks.
+2. A denylist match denies, in every mode. Paths are matched resolved (and as written); bash
+   commands in every spelling (`/bin/rm`, wrappers such as env/sudo/nice/timeout/xargs/watch/
+   busybox, git's global options, `find -exec`, `sh -c`, literal here-documents). With a bash
+   denylist, a program that cannot be determined statically (`$X`, `$(echo rm)`, `r[m]`,
+   `… | sh`) denies.
+3. `never` denies.
+4. Plan mode (`read_only`) denies every tool but `read_only_tools` (read_file, grep, todo) and
+   every bash command that is not read-only.
+5. A path outside the working folder and `extra_roots` (resolved: `..`, symlinks, `~`, `~+`,
+   `/dev/fd/..`, brace forms and globs) is decided by `outside_workdir` ("ask" or "deny"),
+   whatever `always`, the allowlist or the session rules say; bash path arguments of allowed
+   commands that may write are checked too.
+6. These ask whatever `always`, accept-edits or the allowlist say: write_file/edit and bash
+   redirections into a `.git` folder; reading a secret file (`.env`, `*.pem`, `id_rsa*`,
+   `~/.ssh/**`, `~/.aws/**`, `~/.netrc`, `protected`, …) unless an allow pattern names that file;
+   a read-only git command in a repository whose own config can run programs.
+7. `always`, an allowlist or session pattern (matched against the resolved path relative to its
+   root, never the raw text), accept-edits (write_file/edit) and the built-in read-only commands
+   allow. Everything else asks.
+`auto_approve` turns every remaining ask into allow; denials stay denials.
 """
 
 from __future__ import annotations
@@ -17,8 +37,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from tools._readonly import names, readonly_check
-from tools.bash_analysis import SHELLS, SimpleCommand, analyze, strip_wrappers
+from tools._arity import arity_pattern
+from tools._bashcheck import bash_verdict
+from tools._pathcheck import (
+    PathError,
+    explicit_match,
+    in_git_dir,
+    is_secret,
+    locate,
+    roots_of,
+)
+from tools._readonly import readonly_check
+from tools.bash_analysis import BENIGN_WRAPPERS, analyze
 
 Permission = Literal["always", "ask", "never"]
 Action = Literal["allow", "ask", "deny"]
@@ -27,14 +57,6 @@ SessionRule = tuple[str, str]  # (tool name, pattern) the user allowed for this 
 READ_TOOLS = frozenset({"read_file", "grep", "todo"})
 EDIT_TOOLS = frozenset({"write_file", "edit"})
 PATH_TOOLS = frozenset({"read_file", "grep", "write_file", "edit"})
-INTERPRETERS = SHELLS | names(
-    "python python2 python3 pypy pypy3 perl ruby node nodejs deno bun php lua luajit "
-    "Rscript osascript pwsh powershell tclsh source . eval"
-)
-# Device files that are neither data to protect nor places to write to.
-_DEVICES = names(
-    "/dev/null /dev/stdin /dev/stdout /dev/stderr /dev/tty /dev/zero /dev/random /dev/urandom"
-)
 
 
 @dataclass(frozen=True)
@@ -58,12 +80,22 @@ def default_policy() -> dict[str, ToolPolicy]:
 
 @dataclass(frozen=True)
 class PermissionPolicy:
-    """The policies of all tools plus the mode: plan (read_only), accept-edits, auto-approve."""
+    """The policies of all tools plus the mode: plan (read_only), accept-edits, auto-approve.
+
+    `extra_roots`: the `--add-dir` folders (inside them counts as inside); `outside_workdir`:
+    what happens to any path outside the working folder and `extra_roots`; `protected`: more
+    secret files (e.g. $VIBE_HOME/.env) that ask like `.env`; `read_only_tools`: the tools plan
+    mode lets run.
+    """
 
     tools: Mapping[str, ToolPolicy] = field(default_factory=default_policy)
     read_only: bool = False
     auto_edits: bool = False
     auto_approve: bool = False
+    extra_roots: tuple[Path, ...] = ()
+    outside_workdir: Literal["ask", "deny"] = "ask"
+    protected: tuple[Path, ...] = ()
+    read_only_tools: frozenset[str] = READ_TOOLS
 
 
 @dataclass(frozen=True)
@@ -96,11 +128,6 @@ def _patterns(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def matches(pattern: str, text: str) -> bool:
-    """fnmatch on the whole text; `cmd *` also matches `cmd` alone."""
-    return fnmatchcase(text, pattern) or (pattern.endswith(" *") and text == pattern[:-2])
-
-
 def evaluate(
     tool_name: str,
     args: BaseModel | Mapping[str, Any],
@@ -108,17 +135,31 @@ def evaluate(
     cwd: Path,
     session_rules: Iterable[SessionRule] = (),
 ) -> Verdict:
-    """Whether this call may run now (allow), needs a human (ask) or must not run (deny)."""
-    values = args.model_dump() if isinstance(args, BaseModel) else dict(args)
-    tool = policy.tools.get(tool_name) or default_policy().get(tool_name) or ToolPolicy("ask")
-    allow = tool.allowlist + tuple(p for name, p in session_rules if name == tool_name)
-    if tool_name == "bash":
-        verdict = _bash(str(values.get("command") or ""), tool, allow, policy, cwd)
-    else:
-        verdict = _tool(tool_name, values, tool, allow, policy, cwd)
+    """Whether this call may run now (allow), needs a human (ask) or must not run (deny).
+
+    Never raises: anything that cannot be checked is denied with the reason."""
+    try:
+        values = args.model_dump() if isinstance(args, BaseModel) else dict(args)
+        tool = policy.tools.get(tool_name) or default_policy().get(tool_name) or ToolPolicy("ask")
+        rules = tuple(p for name, p in session_rules if name == tool_name)
+        allow = tuple(tool.allowlist) + rules
+        if tool_name == "bash":
+            verdict = bash_verdict(
+                _text(values.get("command")), tool, allow, policy, Path(cwd), Verdict, matches
+            )
+        else:
+            verdict = _tool(tool_name, values, tool, allow, policy, Path(cwd))
+    except PathError as exc:
+        return Verdict("deny", str(exc))
+    except Exception as exc:  # a checker bug must not end the run, nor let the call through
+        return Verdict("deny", f"the permission check failed ({type(exc).__name__}: {exc})")
     if verdict.action == "ask" and policy.auto_approve:
         return Verdict("allow", f"auto-approved: {verdict.reason}")
     return verdict
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value or "")
 
 
 def _tool(
@@ -129,147 +170,110 @@ def _tool(
     policy: PermissionPolicy,
     cwd: Path,
 ) -> Verdict:
+    where = None
     targets: list[str] = []
-    outside = None
+    raw = ""
     if name in PATH_TOOLS:
-        raw = str(values.get("path") or ".")
-        resolved = _resolve(cwd, raw)
-        root = Path(os.path.realpath(cwd))
-        targets = [raw, resolved.as_posix()]
-        if resolved.is_relative_to(root):
-            targets.append(resolved.relative_to(root).as_posix() or ".")
-        else:
-            outside = raw
+        raw = _text(values.get("path")) or "."
+        roots = roots_of(cwd, policy.extra_roots)
+        where = locate(raw, cwd, roots)
+        targets = where.targets()
     for pattern in tool.denylist:
         # Tools without a path only match the catch-all pattern `*`.
-        if any(matches(pattern, t) for t in targets or [""]):
-            subject = f"{name} {targets[0]}" if targets else name
+        if any(matches(pattern, t) for t in [*targets, raw] if t) or (
+            not targets and matches(pattern, "")
+        ):
+            subject = f"{name} {raw}" if targets else name
             return Verdict("deny", f"{subject} matches the denylist pattern {pattern!r}")
     if tool.permission == "never":
         return Verdict("deny", f"the {name} tool is disabled (permission = never)")
-    if policy.read_only and name not in READ_TOOLS:
+    if policy.read_only and name not in policy.read_only_tools:
         return Verdict("deny", f"plan mode is read-only: {name} is not allowed")
-    allowed = any(matches(p, t) for p in allow for t in (targets or [""]))
-    if outside is not None and not allowed:
-        return Verdict("ask", f"{name} on a path outside the working directory: {outside}")
+    patterns = [p for p in allow if any(matches(p, t) for t in (targets or [""]))]
+    if where is not None:
+        if not where.inside:
+            reason = f"{name} on a path outside the working directory: {raw}"
+            if policy.outside_workdir == "deny":
+                return Verdict("deny", f"{reason} (outside_workdir = deny)")
+            return Verdict("ask", reason)
+        if name in EDIT_TOOLS and in_git_dir(where.path):
+            return Verdict("ask", f"{name} changes a file inside .git: {raw}")
+        if is_secret(where.path, policy.protected) and not any(
+            explicit_match(p, where.path, targets) for p in patterns
+        ):
+            return Verdict("ask", f"{name} on a file that may hold secrets: {raw}")
     if tool.permission == "always":
         return Verdict("allow", f"{name} is always allowed")
-    if allowed:
+    if patterns:
         return Verdict("allow", f"{name} matches an allowed pattern")
     if policy.auto_edits and name in EDIT_TOOLS:
         return Verdict("allow", f"accept-edits mode allows {name} inside the working directory")
     return Verdict("ask", f"{name} needs approval")
 
 
-def _bash(
-    command: str, tool: ToolPolicy, allow: tuple[str, ...], policy: PermissionPolicy, cwd: Path
-) -> Verdict:
-    analysis = analyze(command)
-    texts = [command.strip()]
-    for cmd in analysis.commands:
-        texts += [cmd.text, cmd.source, " ".join(strip_wrappers(cmd.words, privilege=True))]
-    for pattern in tool.denylist:
-        hit = next((t for t in texts if t and matches(pattern, t)), None)
-        if hit is not None:
-            return Verdict("deny", f"`{hit}` matches the denylist pattern {pattern!r}")
-    if tool.permission == "never":
-        return Verdict("deny", "the bash tool is disabled (permission = never)")
-    if tool.permission == "always" and not policy.read_only:
-        return Verdict("allow", "bash is always allowed")
-    if analysis.error is not None:
-        if policy.read_only:
-            return Verdict("deny", f"plan mode is read-only and {analysis.error}")
-        return Verdict("ask", analysis.error)
-    homes = [Path(os.path.realpath(cwd))]  # every folder a `cd` may have moved to
-    asks: list[str] = []
-    for cmd in analysis.commands:
-        kind, reason = _command(cmd, allow, policy.read_only, homes)
-        if kind == "deny":
-            return Verdict("deny", f"plan mode is read-only: {reason}")
-        if kind == "ask":
-            asks.append(reason)
-    if asks:
-        return Verdict("ask", asks[0])
-    return Verdict(
-        "allow", "read-only command" if len(analysis.commands) < 2 else "every command is read-only"
-    )
+def session_pattern(
+    tool_name: str,
+    args: BaseModel | Mapping[str, Any],
+    cwd: Path | None = None,
+    policy: PermissionPolicy | None = None,
+) -> str:
+    """A pattern for "allow for this session": `git push *` for a push, `src/*` for an edit.
 
-
-def _command(
-    cmd: SimpleCommand, allow: tuple[str, ...], read_only: bool, homes: list[Path]
-) -> tuple[Action, str]:
-    """('allow'|'ask'|'deny', reason) for one simple command; 'deny' only in plan mode."""
-    if cmd.unwrapped:
-        return "allow", ""
-    refuse: Action = "deny" if read_only else "ask"
-    shown = cmd.source or cmd.text
-    words = strip_wrappers(cmd.words)
-    bare = strip_wrappers(cmd.words, privilege=True)
-    if cmd.piped and bare and os.path.basename(bare[0]) in INTERPRETERS:
-        return refuse, f"pipes into an interpreter (`{shown}`)"
-    writes = [
-        r
-        for r in cmd.redirects
-        if r.writes and r.target not in _DEVICES and not (r.target or "").startswith("/dev/fd/")
-    ]
-    for redirect in cmd.redirects:
-        if redirect.dynamic:
-            return refuse, "a redirection uses variables or substitutions"
-    if writes:
-        return refuse, f"writes to a file (`{writes[0].op} {writes[0].target}`)"
-    user_allowed = not read_only and any(
-        matches(p, t) for p in allow for t in (cmd.text, " ".join(words))
-    )
-    reason, paths = readonly_check(words)
-    if reason is None and cmd.assignments:
-        reason = f"sets environment variables ({cmd.assignments[0]})"
-    if reason is None and any(cmd.dynamic[:1]):
-        reason = "the command name uses variables or substitutions"
-    if reason is None and paths and any(cmd.dynamic[1:]):
-        reason = f"arguments of `{words[0]}` use variables or substitutions"
-    if reason is not None:
-        if user_allowed:
-            return "allow", ""
-        return refuse, f"{reason} (`{shown}`)"
-    paths += [r.target for r in cmd.redirects if r.op == "<" and r.target]
-    for raw in paths:
-        outside = _outside(raw, homes)
-        if outside and not user_allowed:
-            return "ask", f"reads outside the working directory: {raw} (`{shown}`)"
-    if words and words[0] == "cd" and paths:
-        homes.append(_resolve(homes[-1], paths[0]))
-    return "allow", ""
-
-
-def _outside(raw: str, homes: list[Path]) -> bool:
-    if raw in _DEVICES or raw.startswith("/dev/fd/"):
-        return False
-    root = homes[0]
-    return any(not _resolve(home, raw).is_relative_to(root) for home in homes)
-
-
-def _resolve(cwd: Path, raw: str) -> Path:
-    return Path(os.path.realpath(cwd / os.path.expanduser(raw)))
-
-
-def session_pattern(tool_name: str, args: BaseModel | Mapping[str, Any]) -> str:
-    """A pattern for "allow for this session": `git *` for a git command, `src/*` for an edit."""
-    values = args.model_dump() if isinstance(args, BaseModel) else dict(args)
-    if tool_name == "bash":
-        command = str(values.get("command") or "").strip()
-        analysis = analyze(command)
-        if analysis.error is not None or not analysis.commands:
-            return command
-        candidates = [c for c in analysis.commands if not c.unwrapped and c.words]
-        for cmd in candidates:
-            words = strip_wrappers(cmd.words)
-            if words and (
-                readonly_check(words)[0] is not None or any(r.writes for r in cmd.redirects)
-            ):
-                return f"{words[0]} *"
-        first = strip_wrappers(candidates[0].words) if candidates else ()
-        return f"{first[0]} *" if first else command
-    if tool_name in PATH_TOOLS:
-        parent = PurePosixPath(str(values.get("path") or ".").replace("\\", "/")).parent
-        return "*" if str(parent) in (".", "") else f"{parent}/*"
+    Bash: by command arity, and only the exact command for rm, mv, curl, sudo and the like.
+    Path tools: `DIR/*` of the resolved parent relative to its root, the exact relative name
+    for a top-level file (never `*`), the exact absolute path outside. Pass `cwd` (and `policy`
+    for its extra roots) so the path is resolved; without it the text is normalized."""
+    try:
+        values = args.model_dump() if isinstance(args, BaseModel) else dict(args)
+        if tool_name == "bash":
+            return _bash_pattern(_text(values.get("command")).strip())
+        if tool_name in PATH_TOOLS:
+            return _path_pattern(_text(values.get("path")) or ".", cwd, policy)
+    except Exception:  # never raise: an unusable pattern only means more questions
+        return "\x00never"
     return "*"
+
+
+def _path_pattern(raw: str, cwd: Path | None, policy: PermissionPolicy | None) -> str:
+    if "\x00" in raw:
+        return "\x00never"
+    if cwd is None:
+        norm = os.path.normpath(os.path.expanduser(raw)).replace("\\", "/")
+        if norm.startswith(("/", "..")) or raw.startswith("~"):
+            return norm
+        parent = str(PurePosixPath(norm).parent)
+        return norm if parent in (".", "") else f"{parent}/*"
+    extra = policy.extra_roots if policy is not None else ()
+    where = locate(raw, cwd, roots_of(cwd, extra))
+    if not where.inside or where.relative in (None, "."):
+        return where.path.as_posix()
+    parent = str(PurePosixPath(where.relative).parent)
+    if where.root != roots_of(cwd)[0]:
+        return (where.path.parent / "*").as_posix() if parent != "." else where.path.as_posix()
+    return where.relative if parent in (".", "") else f"{parent}/*"
+
+
+def _bash_pattern(command: str) -> str:
+    analysis = analyze(command)
+    if analysis.error is not None or not analysis.commands:
+        return command
+    needing: list[tuple[str, ...]] = []
+    for cmd in analysis.commands:
+        if cmd.unwrapped or not cmd.words:
+            if any(r.writes for r in cmd.redirects):
+                return command
+            continue
+        benign = all(w in BENIGN_WRAPPERS for w in cmd.wrappers)
+        words = cmd.program if benign and cmd.program else cmd.words
+        if cmd.opaque or any(r.writes or r.dynamic for r in cmd.redirects):
+            return command
+        if readonly_check(words)[0] is not None or cmd.assignments:
+            needing.append(words if benign else cmd.words)
+    if len({w for w in needing}) != 1:
+        return command
+    return arity_pattern(needing[0]) or command
+
+
+def matches(pattern: str, text: str) -> bool:
+    """fnmatch on the whole text; `cmd *` also matches `cmd` alone."""
+    return fnmatchcase(text, pattern) or (pattern.endswith(" *") and text == pattern[:-2])

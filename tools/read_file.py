@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,16 +35,18 @@ class ReadFileTool(Tool):
     description: ClassVar[str] = (
         "Read a text file and return its lines numbered like `cat -n`. Use offset and limit "
         f"to page through large files; one call returns at most {MAX_LINES} lines or "
-        f"{MAX_BYTES // 1024} KB."
+        f"{MAX_BYTES // 1024} KB (less when the output cap is lower), and says which offset "
+        "to read next."
     )
     Args: ClassVar[type[BaseModel]] = ReadFileArgs
+    access: ClassVar[str] = "read"
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, ReadFileArgs)
-        return await asyncio.to_thread(_read, args, ctx.cwd)
+        return await asyncio.to_thread(_read, args, ctx.cwd, ctx.output_cap)
 
 
-def _read(args: ReadFileArgs, cwd: Path) -> ToolResult:
+def _read(args: ReadFileArgs, cwd: Path, cap: int | None) -> ToolResult:
     path = resolve(cwd, args.path)
     shown = display(cwd, path)
     if not path.exists():
@@ -60,26 +63,61 @@ def _read(args: ReadFileArgs, cwd: Path) -> ToolResult:
     if start > total:
         raise ToolError(f"offset {start} is past the end of {shown} ({total} lines)")
     wanted = min(args.limit or MAX_LINES, MAX_LINES)
-    out: list[str] = []
-    size = 0
-    for number, line in enumerate(lines[:wanted], start=start):
-        if len(line) > MAX_LINE_CHARS:
-            line = line[:MAX_LINE_CHARS] + f"... [line truncated, {len(line)} chars]"
-        row = f"{number:6}\t{line}"
-        if out and size + len(row) + 1 > MAX_BYTES:
-            break
-        out.append(row)
-        size += len(row) + 1
+    out = _page(lines[:wanted], start, shown, MAX_BYTES if cap is None else min(cap, MAX_BYTES))
     last = start + len(out) - 1
     if last < total:
-        out.append(
-            f"[showing lines {start}-{last} of {total}; "
-            f"call read_file with offset={last + 1} to read more]"
-        )
+        out.append(_trailer(start, last, total))
     return ToolResult(
         text="\n".join(out),
         data={"path": shown, "start_line": start, "end_line": last, "total_lines": total},
     )
+
+
+def _trailer(start: int, last: int, total: int) -> str:
+    return (
+        f"[showing lines {start}-{last} of {total}; "
+        f"call read_file with offset={last + 1} to read more]"
+    )
+
+
+def _page(lines: list[str], start: int, shown: str, budget: int) -> list[str]:
+    """Numbered rows of whole lines that fit in `budget` bytes with the trailer; at least one
+    row, so paging always moves on (a line longer than the page is cut, saying so)."""
+    end = start + len(lines)
+    room = budget - len(_trailer(end, end, end).encode()) - 1  # the trailer's worst case
+    out: list[str] = []
+    size = 0
+    for number, line in enumerate(lines, start=start):
+        row = _row(number, line, shown, MAX_LINE_CHARS)
+        cost = len(row.encode("utf-8", errors="replace")) + 1
+        if size + cost > room:
+            if not out:  # the first line alone does not fit: cut it to the page
+                out.append(_fit(number, line, shown, room))
+            break
+        out.append(row)
+        size += cost
+    return out
+
+
+def _row(number: int, line: str, shown: str, keep: int) -> str:
+    if len(line) <= keep:
+        return f"{number:6}\t{line}"
+    return f"{number:6}\t{line[:keep]}{_cut_note(number, shown, keep, len(line))}"
+
+
+def _cut_note(number: int, shown: str, keep: int, length: int) -> str:
+    return (
+        f"... [line {number} cut at character {keep} of {length}; read the rest with bash: "
+        f"sed -n '{number}p' {shlex.quote(shown)} | cut -c {keep + 1}- | head -c 20000]"
+    )
+
+
+def _fit(number: int, line: str, shown: str, room: int) -> str:
+    """Row `number` cut so that it fits in `room` bytes, with a note on how to read on."""
+    overhead = len(f"{number:6}\t".encode()) + len(_cut_note(number, shown, len(line), len(line)))
+    data = line.encode("utf-8", errors="replace")[: max(0, room - overhead - 1)]
+    keep = len(data.decode("utf-8", errors="ignore"))
+    return _row(number, line, shown, min(keep, MAX_LINE_CHARS))
 
 
 def _lines(path: Path, shown: str, start: int) -> tuple[list[str], int]:

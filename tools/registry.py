@@ -2,28 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tools.base import Tool
-from tools.bash import DEFAULT_TIMEOUT_S, BashTool
+from tools.bash import DEFAULT_TIMEOUT_S, OUTPUT_CAP_BYTES, BashTool
 from tools.edit import EditTool
 from tools.grep import GrepTool
 from tools.read_file import ReadFileTool
 from tools.todo import TodoTool
 from tools.write_file import WriteFileTool
 
+MAX_TIMEOUT_S = 86_400
 
-def builtin_tools(settings: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Tool]:
-    """Fresh instances of every built-in tool by name; raises ValueError for a bad setting."""
+
+def builtin_tools(
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    hidden_env: Iterable[str] = (),
+    *,
+    output_cap: int | None = None,
+) -> dict[str, Tool]:
+    """Fresh instances of every built-in tool by name; raises ValueError for a bad setting.
+
+    `hidden_env`: variable names withheld from bash commands on top of the secret-looking
+    ones (the providers' api_key_env_var); `[tools.bash] env_passthrough` lets names through.
+    `output_cap`: bytes of command output bash keeps (head and tail)."""
     bash = (settings or {}).get("bash", {})
     timeout = bash.get("default_timeout", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_TIMEOUT_S
+    ):
         raise ValueError(
-            f"tools.bash.default_timeout must be a positive number of seconds, got {timeout!r}"
+            "tools.bash.default_timeout must be a number of seconds between 0 and "
+            f"{MAX_TIMEOUT_S}, got {timeout!r}"
+        )
+    passthrough = bash.get("env_passthrough", ())
+    if isinstance(passthrough, str) or not all(
+        isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in passthrough
+    ):
+        raise ValueError(
+            f"tools.bash.env_passthrough must be a list of variable names, got {passthrough!r}"
         )
     tools: list[Tool] = [
-        BashTool(default_timeout=float(timeout)),
+        BashTool(
+            default_timeout=float(timeout),
+            output_cap=output_cap or OUTPUT_CAP_BYTES,
+            hidden_env=hidden_env,
+            env_passthrough=passthrough,
+        ),
         ReadFileTool(),
         WriteFileTool(),
         EditTool(),

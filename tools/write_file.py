@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,6 +14,7 @@ from tools._text import (
     atomic_write,
     count_changes,
     decode,
+    finish_write,
     looks_binary,
     unified_diff,
 )
@@ -36,10 +36,11 @@ class WriteFileTool(Tool):
         "changing part of a file."
     )
     Args: ClassVar[type[BaseModel]] = WriteFileArgs
+    access: ClassVar[str] = "write"
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, WriteFileArgs)
-        return await asyncio.to_thread(_write, args, ctx.cwd)
+        return await finish_write(_write, args, ctx.cwd)
 
 
 def _write(args: WriteFileArgs, cwd: Path) -> ToolResult:

@@ -18,6 +18,7 @@ from vibe.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from tools.base import Tool
+    from tools.permissions import PermissionPolicy as Policy
     from vibe.agent.approval import Approver
     from vibe.agent.budget import Limits
     from vibe.agent.loop import Agent
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from vibe.session import Session
 
 ProviderFactory = Callable[[ModelConfig, ProviderConfig, LoadedConfig], "Provider"]
+AlwaysHook = Callable[[str, str], None]
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Run:
     mode: ModeConfig
     cwd: Path
     loaded: LoadedConfig
+    add_dirs: tuple[Path, ...] = ()  # --add-dir folders the tools may also work in
 
 
 def workdir(value: str | None) -> Path:
@@ -44,6 +47,19 @@ def workdir(value: str | None) -> Path:
     if not cwd.is_dir():
         raise UsageError(f"--workdir {value}: not a directory")
     return cwd.resolve()
+
+
+def add_dirs(values: list[str] | None) -> tuple[Path, ...]:
+    """--add-dir DIR (repeatable): each resolved (symlinks too), and it must be a folder."""
+    out: list[Path] = []
+    for value in values or ():
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"--add-dir {value}: not a directory")
+        resolved = path.resolve()
+        if resolved not in out:
+            out.append(resolved)
+    return tuple(out)
 
 
 def pick_mode(loaded: LoadedConfig, name: str | None) -> ModeConfig:
@@ -77,13 +93,28 @@ def limits_from(args: argparse.Namespace) -> Limits:
 def existing_session(
     loaded: LoadedConfig, cwd: Path, args: argparse.Namespace, secrets: list[str]
 ) -> Session | None:
-    """--resume ID, --continue (the latest here, if any); None means start a new session."""
-    from vibe.session import find, latest_for
+    """--resume ID, --continue (the latest here); None means start a new session. The session
+    is locked for this process: a busy one is waited for with --wait; else --resume fails and
+    --continue says so on stderr and starts a new session."""
+    import sys
 
+    from vibe.session import Session, SessionBusy, find_path, latest_path
+
+    wait = bool(getattr(args, "wait", False))
     if getattr(args, "resume", None):
-        return find(args.resume, loaded.home, secrets=secrets)
+        try:
+            path = find_path(args.resume, loaded.home)
+            return Session.load(path, secrets=secrets, lock=True, wait=wait)
+        except SessionBusy as exc:
+            raise UsageError(f"{exc}; wait for it with --wait") from None
     if getattr(args, "continue_", False):
-        return latest_for(cwd, loaded.home, secrets=secrets)
+        path = latest_path(cwd, loaded.home)
+        if path is None:
+            raise UsageError(f"no session to continue in {cwd}; run without --continue")
+        try:
+            return Session.load(path, secrets=secrets, lock=True, wait=wait)
+        except SessionBusy as exc:
+            print(f"vibe: {exc}; starting a new session (--wait waits for it)", file=sys.stderr)
     return None
 
 
@@ -106,10 +137,54 @@ def build_tools(
 
     try:
         raw = {name: t.model_dump(exclude_none=True) for name, t in loaded.config.tools.items()}
-        available = builtin_tools(raw)
+        hidden = {p.api_key_env_var for p in loaded.config.providers if p.api_key_env_var}
+        available = builtin_tools(raw, hidden_env=hidden | {"MISTRAL_API_KEY"})
     except ValueError as exc:
         raise ConfigError(str(loaded.config_file), "tools", str(exc)) from exc
     return select_tools(available, mode, enabled, disabled or ())
+
+
+def mode_policy(loaded: LoadedConfig, mode: ModeConfig, dirs: tuple[Path, ...] = ()) -> Policy:
+    """The permission policy of `mode`: its safety level, the [tools.*] tables, the folders."""
+    from vibe.agent.policy import build_policy
+
+    return build_policy(loaded.config, mode, extra_roots=dirs, protected=(loaded.env_file,))
+
+
+def system_prompt(
+    loaded: LoadedConfig,
+    cwd: Path,
+    mode: ModeConfig,
+    tool_names: list[str],
+    dirs: tuple[Path, ...] = (),
+) -> str:
+    """The system prompt of `mode` with these tools (AGENTS.md only when the folder is trusted)."""
+    from vibe.agent.prompts import build_system_prompt
+
+    return build_system_prompt(
+        cwd,
+        tool_names,
+        trusted=loaded.trusted,
+        mode_prompt=mode.system_prompt,
+        extra_dirs=dirs,
+    )
+
+
+def always_saver(loaded: LoadedConfig, warn: Callable[[str], None] | None) -> AlwaysHook:
+    """What "always allow" does: save the pattern to config.toml; when that fails, the rule
+    still holds for the session and `warn` says why it was not saved."""
+    from vibe.agent.policy import save_always
+
+    def save(tool: str, pattern: str) -> None:
+        try:
+            save_always(loaded.config_file, tool, pattern)
+        except ConfigError as exc:
+            message = f"{tool} {pattern!r} is allowed for this session only: {exc}"
+            logging.getLogger("vibe").warning("%s", message)
+            if warn is not None:
+                warn(message)
+
+    return save
 
 
 def assemble(
@@ -125,35 +200,35 @@ def assemble(
     limits: Limits | None = None,
     enabled: list[str] | None = None,
     disabled: list[str] | None = None,
+    dirs: tuple[Path, ...] = (),
+    warn: Callable[[str], None] | None = None,
 ) -> Run:
     """Mode + model alias (else the mode's, else the config's) → tools, provider, session (a
-    new one unless given), Agent. Bad config raises ConfigError before anything is created."""
+    new one unless given), Agent. Bad config raises ConfigError before anything is created.
+    `dirs`: the --add-dir folders; `warn`: shows a warning to the user (the TUI's notify)."""
     from vibe.agent.budget import Limits
     from vibe.agent.loop import Agent, AgentSettings
-    from vibe.agent.policy import build_policy, save_always
-    from vibe.agent.prompts import build_system_prompt
     from vibe.session import Session
 
     model, provider_config = loaded.resolve_model(model_alias or mode.active_model)
     tools = build_tools(loaded, mode, enabled, disabled)
-    policy = build_policy(loaded.config, mode)
+    policy = mode_policy(loaded, mode, dirs)
     provider = provider_factory(model, provider_config, loaded)
+    keys = known_secrets(loaded) if secrets is None else secrets
     if session is None:
-        keys = known_secrets(loaded) if secrets is None else secrets
         session = Session.create(loaded.home, cwd, model=model.key, secrets=keys)
     settings = AgentSettings(
         model=model,
         policy=policy,
         cwd=cwd,
         limits=limits or Limits(),
-        system_prompt=build_system_prompt(
-            cwd, list(tools), trusted=loaded.trusted, mode_prompt=mode.system_prompt
-        ),
+        system_prompt=system_prompt(loaded, cwd, mode, list(tools), dirs),
         max_tool_output_bytes=loaded.config.max_tool_output_bytes,
-        on_always=lambda tool, pattern: save_always(loaded.config_file, tool, pattern),
+        on_always=always_saver(loaded, warn),
+        secrets=keys,
     )
     agent = Agent(provider, tools, approver, settings, session)
-    return Run(agent, session, model, mode, cwd, loaded)
+    return Run(agent, session, model, mode, cwd, loaded, dirs)
 
 
 def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:
@@ -162,6 +237,7 @@ def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:
     from vibe.agent.policy import parse_tool_list
 
     cwd = workdir(args.workdir)
+    dirs = add_dirs(getattr(args, "add_dir", None))
     loaded = load_config(cwd, trust=args.trust)
     secrets.extend(known_secrets(loaded))
     setup_logging(loaded.home, secrets)
@@ -179,6 +255,7 @@ def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:
         limits=limits,
         enabled=parse_tool_list(args.enabled_tools),
         disabled=parse_tool_list(args.disabled_tools),
+        dirs=dirs,
     )
 
 

@@ -20,6 +20,12 @@ def _add_session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust", action="store_true", help="trust this folder: read .vibe/config.toml, AGENTS.md"
     )
+    parser.add_argument(
+        "--add-dir",
+        action="append",
+        metavar="DIR",
+        help="another folder the tools may work in, like the working directory (repeatable)",
+    )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument(
         "-c",
@@ -50,6 +56,11 @@ def build_run_parser() -> argparse.ArgumentParser:
     p.add_argument("--disabled-tools", metavar="LIST", help="comma-separated tools to disable")
     p.add_argument("--record", metavar="FILE", help="record model exchanges (secrets redacted)")
     p.add_argument("--replay", metavar="FILE", help="replay recorded model exchanges, no network")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --continue/--resume: wait for a session another vibe process is using",
+    )
     return p
 
 

@@ -5,6 +5,7 @@ VibeError (exit 1)
 ├── UsageError           bad command-line usage
 ├── ProviderError (2)    the model or its API failed after retries
 │   ├── ContextTooLongError   the request exceeded the model's context window
+│   ├── ProviderConfigError (1) the request cannot be built (bad URL or header): fix config
 │   └── CompactionError       compaction failed twice (circuit breaker) or gave no summary
 ├── LimitReached (3)     a --max-* or --time-limit budget was exhausted
 └── Interrupted (130)    SIGINT / SIGTERM / Esc
@@ -60,6 +61,13 @@ class ProviderError(VibeError):
         if self.request_id:
             parts.append(f"(request id {self.request_id})")
         return " ".join(p for p in parts if p)
+
+
+class ProviderConfigError(ProviderError):
+    """Raised, without retrying, when a request cannot even be built: a bad api_base, a key
+    or header value with a line break. The message names the config key, never the key."""
+
+    exit_code = 1
 
 
 class ContextTooLongError(ProviderError):

@@ -88,7 +88,8 @@ class ErrorEvent:
 
 @dataclass(frozen=True)
 class TurnFinished:
-    """The run ended. status: completed | limit | error | interrupted."""
+    """The run ended. status: completed | limit | error | interrupted. `warnings`: what was not
+    a plain success although the run completed (an empty or reasoning-only answer, ...)."""
 
     status: str
     exit_code: int
@@ -97,6 +98,7 @@ class TurnFinished:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 Event = (

@@ -111,6 +111,8 @@ class _Output:
         if fin.error and fin.status != "completed":
             self.note(f"error: {fin.error}" if fin.status != "interrupted" else "interrupted")
         if self.fmt == "text":
+            for warning in fin.warnings:
+                self.note(f"warning: {warning}")
             if fin.text:
                 self.out.write(redact(fin.text, self.secrets).rstrip("\n") + "\n")
                 self.out.flush()
@@ -128,6 +130,7 @@ class _Output:
                 "session_id": self.session_id,
                 "error": fin.error,
                 "permission_denials": self.denials,
+                "warnings": list(fin.warnings),
                 **({"context": self.context} if self.context else {}),
             }
         )

@@ -1,9 +1,14 @@
 """Sessions: `$VIBE_HOME/sessions/<id>/` with meta.json (rewritten atomically) and an append-only
 messages.jsonl. Each message is one write() before `append` returns, so a `kill -9` loses at most
-the message in flight; an fsync follows every write on a background thread (power loss)."""
+the message in flight; an fsync follows every write on a background thread (power loss).
+
+A process that writes a session holds an advisory lock on its `lock` file (flock, released on
+close or exit), so two processes never interleave two conversations in one log: `Session.create`
+takes it, `Session.load(..., lock=True)` takes it or raises SessionBusy (or waits)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vibe.agent.history import in_call_order
 from vibe.config.secrets import redact
 from vibe.errors import UsageError
 from vibe.messages import Message
@@ -33,6 +39,34 @@ def sessions_dir(home: Path) -> Path:
     return home / "sessions"
 
 
+class SessionBusy(UsageError):
+    """Another live process holds the session's lock."""
+
+
+def _take_lock(path: Path, *, wait: bool) -> int | None:
+    """Lock `path/lock` for this process: its fd, or None when another process holds it."""
+    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = (path / "lock").read_text().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
 @dataclass
 class Session:
     """One conversation on disk. `messages` excludes the system prompt (rebuilt every run)."""
@@ -45,6 +79,7 @@ class Session:
     secrets: list[str] = field(default_factory=list)
     _fd: int | None = field(default=None, repr=False)
     _pending: Future[None] | None = field(default=None, repr=False)
+    _lock: int | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -56,17 +91,38 @@ class Session:
         now = time.time()
         meta = {"id": sid, "cwd": str(cwd), "model": model, "created": now, "updated": now}
         session = cls(sid, path, meta, secrets=list(secrets or []))
+        session._lock = _take_lock(path, wait=False)
         session.save_meta()
         return session
 
     @classmethod
-    def load(cls, path: Path, *, secrets: list[str] | None = None) -> Session:
+    def load(
+        cls,
+        path: Path,
+        *,
+        secrets: list[str] | None = None,
+        lock: bool = False,
+        wait: bool = False,
+    ) -> Session:
+        """Read a session; with `lock`, first take its lock (to write to it): SessionBusy when
+        another process holds it, unless `wait`, which blocks until it is free."""
+        fd = _take_lock(path, wait=wait) if lock and path.is_dir() else None
+        if lock and fd is None and path.is_dir():
+            raise SessionBusy(
+                f"session {path.name} is in use by another vibe process{_holder(path)}"
+            )
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"session {path.name} is unreadable: {exc}") from exc
-        session = cls(meta.get("id", path.name), path, meta, secrets=list(secrets or []))
-        session.messages = session._read_messages()
+            try:
+                meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"session {path.name} is unreadable: {exc}") from exc
+            session = cls(meta.get("id", path.name), path, meta, secrets=list(secrets or []))
+            session.messages = in_call_order(session._read_messages())
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            raise
+        session._lock = fd
         return session
 
     @property
@@ -92,9 +148,11 @@ class Session:
                 log.warning(warning)
         return out
 
-    def append(self, message: Message) -> None:
-        """Add one message: written before returning (survives kill -9), then fsynced."""
-        self.messages.append(message)
+    def append(self, message: Message, *, remember: bool = True) -> None:
+        """Add one message: written before returning (survives kill -9), then fsynced.
+        `remember=False` only writes it; the caller adds it to `messages` (in call order)."""
+        if remember:
+            self.messages.append(message)
         line = json.dumps(message.to_dict(), ensure_ascii=False)
         data = redact(line, self.secrets).encode("utf-8") + b"\n"
         if self._fd is None:
@@ -121,10 +179,14 @@ class Session:
             self._pending.result()
 
     def close(self) -> None:
+        """Flush, close the log and release the lock."""
         self.sync()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def save_meta(self, **updates: Any) -> None:
         """Update meta.json atomically (temp file + rename)."""
@@ -150,8 +212,8 @@ def list_sessions(home: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if (p / "meta.json").is_file()), reverse=True)
 
 
-def latest_for(cwd: Path, home: Path, *, secrets: list[str] | None = None) -> Session | None:
-    """The most recent session started in `cwd` (for --continue)."""
+def latest_path(cwd: Path, home: Path) -> Path | None:
+    """The folder of the most recent session started in `cwd` (for --continue)."""
     target = str(cwd.resolve())
     for path in list_sessions(home):
         try:
@@ -159,12 +221,24 @@ def latest_for(cwd: Path, home: Path, *, secrets: list[str] | None = None) -> Se
         except (OSError, ValueError):
             continue
         if meta.get("cwd") == target:
-            return Session.load(path, secrets=secrets)
+            return path
     return None
 
 
+def latest_for(cwd: Path, home: Path, *, secrets: list[str] | None = None) -> Session | None:
+    """The most recent session started in `cwd`, read without its lock."""
+    path = latest_path(cwd, home)
+    return None if path is None else Session.load(path, secrets=secrets)
+
+
 def find(prefix: str, home: Path, *, secrets: list[str] | None = None) -> Session:
-    """The session whose id starts with `prefix` (for --resume); UsageError if none or several."""
+    """The session whose id starts with `prefix`, read without its lock."""
+    return Session.load(find_path(prefix, home), secrets=secrets)
+
+
+def find_path(prefix: str, home: Path) -> Path:
+    """The folder of the session whose id starts with `prefix` (for --resume); UsageError if
+    none or several."""
     prefix = prefix.strip()
     if not prefix or "/" in prefix or prefix.startswith("."):
         raise UsageError(f"invalid session id {prefix!r}")
@@ -174,4 +248,4 @@ def find(prefix: str, home: Path, *, secrets: list[str] | None = None) -> Sessio
     if len(matches) > 1:
         shown = ", ".join(p.name for p in matches[:5])
         raise UsageError(f"session id {prefix!r} is ambiguous: {shown}")
-    return Session.load(matches[0], secrets=secrets)
+    return matches[0]

@@ -39,8 +39,9 @@ def project(tmp_path: Path) -> Path:
     d = tmp_path / "project"
     d.mkdir()
     (d / ".git").mkdir()
-    # Big enough that reading it makes the next request clearly larger than the compacted one.
-    body = "".join(f"def f{i}(a, b):\n    return a + b + {i}\n\n" for i in range(600))
+    # Big enough that reading it makes the next request clearly larger than the compacted one,
+    # and small enough that one read_file page (under the 30,000-byte output cap) holds it all.
+    body = "".join(f"def f{i}(a, b):\n    return a + b + {i}\n\n" for i in range(400))
     (d / "calc.py").write_text(body + "def add(a, b):\n    return a - b\n")
     (d / "legacy.py").write_text("FROZEN = True\n")
     return d

@@ -89,3 +89,14 @@ def _key(char: str) -> str:
 def texts(app: VibeApp, cls: type) -> list[str]:
     """The `text` of every mounted chat entry of this class."""
     return [w.text for w in app.chat.entries if isinstance(w, cls)]
+
+
+def approval_open(app) -> bool:
+    """The approval dialog is on screen and composed (its options can take keys)."""
+    from vibe.tui.screens.approval import ApprovalScreen
+
+    screen = app.screen
+    if not isinstance(screen, ApprovalScreen) or not screen.query("#approval-feedback"):
+        return False
+    # Nested containers mount their children a step later than their siblings.
+    return not screen.preview.body or bool(screen.query("#approval-args"))

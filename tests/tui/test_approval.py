@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import tomllib
 
-from vibe.tui.screens.approval import ApprovalScreen
 from vibe.tui.widgets.tool_card import ToolCard
 
-from .conftest import scripted_app, type_text, wait_for
+from .conftest import approval_open, scripted_app, type_text, wait_for
 
 
 def touch(name: str) -> dict:
@@ -15,7 +14,7 @@ def touch(name: str) -> dict:
 
 
 def asking(app) -> bool:
-    return isinstance(app.screen, ApprovalScreen)
+    return approval_open(app)
 
 
 def cards(app) -> list[ToolCard]:
@@ -67,6 +66,26 @@ async def test_always_allow_is_saved_to_config(home, workdir):
     assert (workdir / "a.txt").exists()
     assert config["tools"]["bash"]["allowlist"] == ["touch *"]
     assert config["models"][0]["alias"] == "fake"  # the rest of the file is kept
+
+
+async def test_always_with_an_unparsable_config_applies_for_the_session_and_warns(home, workdir):
+    script = [touch("a.txt"), {"text": "done"}, touch("b.txt"), {"text": "done"}]
+    app, _ = scripted_app(home, workdir, script)
+    async with app.run_test() as pilot:
+        await start(pilot, app)
+        broken = (home / "config.toml").read_text() + "oops = = 1\n"
+        (home / "config.toml").write_text(broken)  # edited by hand while vibe runs
+        await pilot.press("3")
+        await wait_for(pilot, lambda: not app.busy)
+        assert (workdir / "a.txt").exists()
+        warnings = [n for n in app._notifications if n.severity == "warning"]
+        assert len(warnings) == 1
+        assert "for this session only" in warnings[0].message
+        assert "not valid TOML" in warnings[0].message
+        await app.submit("another")  # "always" still holds for the rest of the session
+        await wait_for(pilot, lambda: not app.busy and len(cards(app)) == 2)
+        assert (workdir / "b.txt").exists() and not asking(app)
+    assert (home / "config.toml").read_text() == broken
 
 
 async def test_deny_with_feedback_reaches_the_model(home, workdir):

@@ -39,4 +39,4 @@ def test_bad_config_exits_1_with_one_line(tmp_path):
 def test_continue_without_a_session_exits_1(tmp_path):
     code, output = run_vibe(tmp_path, "", "--continue")
     assert code == 1
-    assert "Traceback" not in output and "no saved session" in output
+    assert "Traceback" not in output and "no session to continue" in output

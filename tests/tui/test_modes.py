@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.fakes.configs import MODEL_CARD as MODEL_CARD_EXAMPLE
 from vibe.tui.screens.picker import PickerScreen
 from vibe.tui.widgets.tool_card import ToolCard
@@ -86,3 +88,53 @@ async def test_model_picker_switches_model_and_keeps_history(home, workdir):
         await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 2)
         assert provider.requests[1].model == "other-model"
         assert [m.content for m in provider.requests[1].messages[1:]] == ["hello", "one", "again"]
+
+
+def tool_names(request) -> list[str]:
+    return [t["function"]["name"] for t in request.tools]
+
+
+async def test_mode_switch_applies_the_modes_tools_and_system_prompt(home, workdir):
+    (home / "agents").mkdir()
+    (home / "agents" / "reader.toml").write_text(
+        'display_name = "Reader"\nenabled_tools = ["read_file"]\n'
+        'system_prompt = "You only read files."\n'
+    )
+    (home / "agents" / "nobash.toml").write_text('disabled_tools = ["bash"]\n')
+    script = [{"text": "one"}, {"text": "two"}, {"text": "three"}, {"text": "four"}]
+    app, provider = scripted_app(home, workdir, script)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None)
+        await app.submit("hello")
+        await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 1)
+        first = provider.requests[0]
+        assert {"bash", "read_file", "edit"} <= set(tool_names(first))
+        assert "You only read files." not in first.messages[0].content
+        # Shift+Tab cycles to the next mode in order; /mode picks one by name.
+        await type_text(pilot, "/mode reader")
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: app.runtime.mode.name == "reader")
+        await app.submit("again")
+        await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 2)
+        second = provider.requests[1]
+        assert tool_names(second) == ["read_file"]
+        system = second.messages[0]
+        assert system.role == "system" and system.content.startswith("You only read files.")
+        assert f"Working directory: {workdir}" in system.content  # the environment stays
+        assert [m.content for m in second.messages[1:]] == ["hello", "one", "again"]
+        await pilot.press("shift+tab")  # reader is the last mode: back to default
+        await wait_for(pilot, lambda: app.runtime.mode.name == "default")
+        await app.submit("third")
+        await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 3)
+        third = provider.requests[2]
+        assert tool_names(third) == tool_names(first)
+        assert "You only read files." not in third.messages[0].content
+        await type_text(pilot, "/mode nobash")
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: app.runtime.mode.name == "nobash")
+        await app.submit("fourth")
+        await wait_for(pilot, lambda: not app.busy and len(provider.requests) == 4)
+        fourth = tool_names(provider.requests[3])
+        assert "bash" not in fourth and set(fourth) == set(tool_names(first)) - {"bash"}
+        listed = re.search(r"Available tools: ([^.]*)\.", provider.requests[3].messages[0].content)
+        assert listed and listed.group(1).split(", ") == fourth  # the prompt names the same tools

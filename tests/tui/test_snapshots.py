@@ -10,7 +10,7 @@ from vibe.tui.screens.approval import ApprovalScreen
 from vibe.tui.screens.confirm import ConfirmScreen
 from vibe.tui.screens.onboarding import OnboardingScreen
 
-from .conftest import scripted_app, type_text, wait_for
+from .conftest import approval_open, scripted_app, type_text, wait_for
 
 SIZE = (100, 32)
 USAGE = {"prompt_tokens": 2400, "completion_tokens": 100}
@@ -91,7 +91,26 @@ def test_approval_dialog(home, workdir, snap_compare):
     async def run_before(pilot):
         await ready(pilot, app)
         app.push_screen(ApprovalScreen(request))
-        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await wait_for(pilot, lambda: approval_open(app))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_approval_dialog_shows_the_edit_diff(home, workdir, snap_compare):
+    (workdir / "app.py").write_text("def add(a, b):\n    return a - b\n")
+    app = snapshot_app(home, workdir, [])
+    request = ApprovalRequest(
+        "c1",
+        "edit",
+        {"path": "app.py", "old_string": "a - b", "new_string": "a + b", "replace_all": False},
+        "edit changes a file",
+        "app.py",
+    )
+
+    async def run_before(pilot):
+        await ready(pilot, app)
+        app.push_screen(ApprovalScreen(request, cwd=workdir))
+        await wait_for(pilot, lambda: approval_open(app))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 

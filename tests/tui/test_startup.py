@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+import tomllib
 
 from vibe.messages import Message
 from vibe.session import Session
@@ -91,7 +92,9 @@ async def test_untrusted_folder_instructions_are_ignored(home, workdir):
         await pilot.press("n")
         await wait_for(pilot, lambda: app.runtime is not None)
         assert "haiku" not in app.runtime.agent.messages[0].content
-    assert not (home / "trusted_folders.toml").exists()
+    # "No" is remembered (tests/tui/test_trust.py): the folder is not trusted, nor asked again.
+    saved = tomllib.loads((home / "trusted_folders.toml").read_text())
+    assert saved["untrusted"] == [str(workdir.resolve())] and saved["trusted"] == []
 
 
 def big_session(home, workdir, n: int) -> Session:

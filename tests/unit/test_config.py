@@ -186,3 +186,128 @@ def test_save_key_creates_a_private_file_and_keeps_other_keys(home):
     assert lookup_key("A_KEY", env_file) == "one"
     assert lookup_key("MISTRAL_API_KEY", env_file) == "secret-value"
     assert [p.name for p in env_file.parent.iterdir()] == [".env"], "no temp files left"
+
+
+# -- config mistakes: each is an error naming the file and the key --------------------------
+
+PROVIDER = '[[providers]]\nname = "p"\napi_base = "http://127.0.0.1:1/v1"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "key_path", "message"),
+    [
+        ("[tools.Bash]\npermission = 'never'\n", "tools.Bash", "unknown tool 'Bash' (did you mean 'bash'?)"),
+        ("[tools.bassh]\ndenylist = ['rm *']\n", "tools.bassh", "did you mean 'bash'?"),
+        ("[tools.Read_File]\n", "tools.Read_File", "did you mean 'read_file'?"),
+        ("[tools.nonsense]\n", "tools.nonsense", "unknown tool 'nonsense'; known: bash"),
+        (
+            '[[providers]]\nname = "p"\napi_base = "http://a/v1"\n'
+            '[[providers]]\nname = "p"\napi_base = "http://b/v1"\n',
+            "providers[1].name",
+            "duplicate provider name 'p' (also providers[0])",
+        ),
+        (
+            PROVIDER + '[[models]]\nname = "m1"\nprovider = "p"\nalias = "fast"\n'
+            '[[models]]\nname = "m2"\nprovider = "p"\nalias = "fast"\n',
+            "models[1].alias",
+            "duplicate model alias 'fast'",
+        ),
+        (
+            PROVIDER + '[[models]]\nname = "m1"\nprovider = "p"\nalias = "m2"\n'
+            '[[models]]\nname = "m2"\nprovider = "p"\n',
+            "models[1].name",
+            "duplicate model alias 'm2'",
+        ),
+        ('[[providers]]\nname = "p"\napi_base = "ftp://x"\n', "providers[0].api_base", "http:// or https://"),
+        ('[[providers]]\nname = "p"\napi_base = "localhost:8000/v1"\n', "providers[0].api_base", "http://"),
+        ('[[providers]]\nname = "p"\napi_base = "http:///v1"\n', "providers[0].api_base", "http://"),
+        ('[[providers]]\nname = "p"\napi_base = "http://a b/v1"\n', "providers[0].api_base", "spaces"),
+        (
+            PROVIDER + '[providers.extra_headers]\nX-Token = "abc\\r\\nX-Evil: 1"\n',
+            "providers[0].extra_headers.X-Token",
+            "must not contain CR, LF",
+        ),
+        (
+            PROVIDER + '[providers.extra_headers]\n"X-Token\\n" = "abc"\n',
+            "providers[0].extra_headers.X-Token\n",
+            "not a valid HTTP header name",
+        ),
+        ('[[providers]]\nname = "p"\napi_key_env_var = "MY KEY"\n', "providers[0].api_key_env_var", "not an environment variable name"),
+        ("api_read_timeout = inf\n", "api_read_timeout", "finite number"),
+        ("api_connect_timeout = nan\n", "api_connect_timeout", "finite number"),
+        ("api_stream_idle_timeout = 1e300\n", "api_stream_idle_timeout", "less than or equal to 86400"),
+        ("api_response_timeout = -1\n", "api_response_timeout", "greater than 0"),
+        ("api_retry_max_elapsed_time = inf\n", "api_retry_max_elapsed_time", "finite number"),
+        ("[tools.bash]\ndefault_timeout = 1e300\n", "tools.bash.default_timeout", ""),
+        ("[tools.bash]\ndefault_timeout = 100000\n", "tools.bash.default_timeout", "86400"),
+        ('outside_workdir = "allow"\n', "outside_workdir", "'ask' or 'deny'"),
+    ],
+)  # fmt: skip
+def test_config_mistakes_name_file_and_key(home, cwd, text, key_path, message):
+    path = write(home / "config.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd, home=home)
+    err = info.value
+    assert (err.file, err.key_path) == (str(path), key_path)
+    assert message in err.expected
+    assert "\n" not in str(err).replace(key_path, "")
+
+
+def test_unknown_tool_table_in_an_agent_file(home, cwd):
+    path = write(home / "agents" / "strict.toml", "[tools.Bash]\ndenylist = ['git push*']\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd, home=home)
+    assert (info.value.file, info.value.key_path) == (str(path), "tools.Bash")
+    assert "did you mean 'bash'?" in info.value.expected
+
+
+def test_duplicate_provider_in_an_agent_file(home, cwd):
+    text = '[[providers]]\nname = "x"\n[[providers]]\nname = "x"\n'
+    path = write(home / "agents" / "dup.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd, home=home)
+    assert (info.value.file, info.value.key_path) == (str(path), "providers[1].name")
+
+
+def test_a_header_value_error_does_not_echo_the_value(home, cwd):
+    write(home / "config.toml", PROVIDER + '[providers.extra_headers]\nX-K = "sk-hidden\\n"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd, home=home)
+    assert "sk-hidden" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[tools.web_fetch]\npermission = 'ask'\n",  # reserved for a tool to come
+        "[tools.exit_plan_mode]\n",
+        "[tools.bash]\nenv_passthrough = ['GITHUB_TOKEN']\n",
+        'outside_workdir = "deny"\napi_response_timeout = 900\n',
+        '[[providers]]\nname = "p"\napi_base = ""\n',  # empty: reported only when used
+        '[[providers]]\nname = "p"\napi_base = "HTTPS://Example.com/v1"\n',
+        '[[providers]]\nname = "l"\nbackend = "local"\napi_base = "whatever"\n',
+        # overriding a built-in in another file (or here) is not a duplicate
+        '[[providers]]\nname = "mistral"\napi_base = "https://proxy.example/v1"\n',
+    ],
+)
+def test_valid_configs_still_load(home, cwd, text):
+    write(home / "config.toml", text)
+    load_config(cwd, home=home)
+
+
+def test_new_top_level_fields_have_safe_defaults(home, cwd):
+    config = load_config(cwd, home=home).config
+    assert config.outside_workdir == "ask"
+    assert config.api_response_timeout == 600.0
+    assert config.tools.get("bash") is None
+
+
+def test_env_override_of_a_timeout_rejects_inf(home, cwd, monkeypatch):
+    monkeypatch.setenv("VIBE_API_READ_TIMEOUT", "inf")
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd, home=home)
+    assert info.value.file == "environment variable VIBE_API_READ_TIMEOUT"
+    monkeypatch.setenv("VIBE_API_READ_TIMEOUT", "30")
+    monkeypatch.setenv("VIBE_API_RESPONSE_TIMEOUT", "45")
+    config = load_config(cwd, home=home).config
+    assert (config.api_read_timeout, config.api_response_timeout) == (30, 45)

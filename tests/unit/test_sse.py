@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vibe.errors import ProviderError
 from vibe.providers.sse import SSEDecoder, SSEEvent, parse_event
@@ -102,3 +106,29 @@ def test_malformed_json_data_is_a_provider_error_not_a_crash():
     (event,) = decode('data: {"choices": [\n\n')
     with pytest.raises(ProviderError, match="malformed stream data"):
         parse_event(event)
+
+
+SAMPLE = (
+    ': hello\r\nevent: delta\r\nid: 1\r\ndata: {"a": "caf\u00e9 \u2615"}\r\n\r\n'
+    "data: one\rdata: two\r\rjunk line\ndata: [DONE]\n\ndata: tail"
+)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(SAMPLE.encode())), max_size=12))
+def test_any_chunking_gives_the_same_events(cuts):
+    raw = SAMPLE.encode()
+    bounds = [0, *sorted(cuts), len(raw)]
+    pieces = [raw[a:b] for a, b in itertools.pairwise(bounds)]
+    assert decode(*pieces) == decode(raw)
+
+
+def test_a_huge_line_fed_in_small_chunks_is_linear():
+    # The old decoder rescanned its whole buffer on every chunk: 10 MB took 34 s.
+    line = b"data: " + b"x" * 5_000_000 + b"\n\n"
+    decoder = SSEDecoder()
+    start = time.perf_counter()
+    events = []
+    for i in range(0, len(line), 4096):
+        events += decoder.feed(line[i : i + 4096])
+    assert time.perf_counter() - start < 3
+    assert [len(e.data) for e in events] == [5_000_000]

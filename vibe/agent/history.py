@@ -67,5 +67,25 @@ def repair(messages: list[Message]) -> list[Message]:
     return messages
 
 
+def in_call_order(messages: list[Message]) -> list[Message]:
+    """The results of each assistant message's calls in the order of the calls: a session saves
+    each result as it finishes, so its log holds them in finishing order."""
+    out: list[Message] = []
+    i = 0
+    while i < len(messages):
+        msg = messages[i]
+        out.append(msg)
+        i += 1
+        if msg.role != "assistant" or not msg.tool_calls:
+            continue
+        end = i
+        while end < len(messages) and messages[end].role == "tool":
+            end += 1
+        rank = {call.id: n for n, call in enumerate(msg.tool_calls)}
+        out += sorted(messages[i:end], key=lambda m: rank.get(m.tool_call_id or "", len(rank)))
+        i = end
+    return out
+
+
 def is_valid(messages: list[Message]) -> bool:
     return repair(messages) is messages

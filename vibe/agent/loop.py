@@ -17,8 +17,14 @@ Public API (the TUI and the headless runner code against exactly this):
     await agent.compact(focus)   # compact now (TUI /compact); returns the Compacted event
     agent.session_rules    (tool, pattern) pairs allowed "for this session" (approval choice)
 
-Several tool calls of one model turn run concurrently; approvals are asked one at a time.
-Every tool call gets exactly one result, cancelled ones included. Limits are checked before
+Several tool calls of one model turn run concurrently, except that calls touching the same path
+keep the model's order where one of them writes, and a bash (or unknown) call runs after every
+earlier call and before every later one (vibe.agent.footprint); approvals are asked one at a
+time. Every tool call gets exactly one result, cancelled ones included: each is saved to the
+session as it finishes (a kill loses none), and the history holds them in call order.
+Tool output is redacted (settings.secrets) before the model, the events or the session see it.
+A final answer cut off at the output token limit ends the run as a limit (exit 3); an empty or
+reasoning-only answer, or a reply without choices, completes with `TurnFinished.warnings`. Limits are checked before
 each model call; `_before_query` compacts the context when it reaches the threshold, and an
 API "context too long" error compacts once and retries once (vibe.agent.compaction).
 """
@@ -34,15 +40,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools._text import clean_stale_temps
 from tools.base import Tool, ToolContext, ToolError, parse_args, tool_schema
 from tools.permissions import PermissionPolicy, evaluate, session_pattern
 from vibe.agent import continuation
 from vibe.agent.approval import ApprovalRequest, Approver
 from vibe.agent.budget import Budget, Limits, cost_of
 from vibe.agent.compaction import Compactor, retry_after_compaction
-from vibe.agent.history import CANCELLED, repair
+from vibe.agent.finish import judge_answer
+from vibe.agent.footprint import dependencies, footprint, parse_arguments, unfinished_writes
+from vibe.agent.history import CANCELLED, cancelled_result, repair
 from vibe.agent.tokens import ContextMeter, estimate_text_tokens
 from vibe.config import ModelConfig
+from vibe.config.secrets import redact
 from vibe.errors import LimitReached, VibeError
 from vibe.events import (
     AssistantMessage,
@@ -60,6 +70,7 @@ from vibe.events import (
 from vibe.messages import Message, ToolCall, Usage
 from vibe.providers.base import (
     ChatRequest,
+    FinishChunk,
     Provider,
     ReasoningChunk,
     TextChunk,
@@ -83,6 +94,8 @@ class AgentSettings:
     max_tool_output_bytes: int = 30_000
     # Called with (tool_name, pattern) when the user picks "always" (see vibe.agent.policy).
     on_always: Callable[[str, str], None] | None = None
+    # Keys redacted from tool output before the model, the event stream and the session see it.
+    secrets: list[str] = field(default_factory=list)
 
 
 class Agent:
@@ -100,6 +113,12 @@ class Agent:
         # A resumed session's model-facing history starts at its last compaction.
         saved_history = [m for m in session.messages if m.role != "system"]
         self.messages += repair(continuation.model_view(saved_history))
+        # A run killed mid-write leaves a temp file beside the target: remove it now.
+        for target in unfinished_writes(saved_history, self.tools, settings.cwd):
+            try:
+                clean_stale_temps(target)
+            except OSError as exc:
+                log.warning("could not clean temp files beside %s: %s", target, exc)
         saved = session.meta.get("usage") or {}
         self.usage = Usage(saved.get("prompt_tokens", 0), saved.get("completion_tokens", 0))
         self.cost_usd: float = float(session.meta.get("cost_usd", 0.0))
@@ -115,6 +134,8 @@ class Agent:
         self._task: asyncio.Task[None] | None = None
         self._approval_lock = asyncio.Lock()
         self._answer = ""  # the last assistant text of the current run
+        self._finish = ""  # the finish reason of the last model call
+        self._warnings: list[str] = []  # of the current run
 
     # ---- public controls -------------------------------------------------------------------
 
@@ -128,6 +149,21 @@ class Agent:
 
     def set_policy(self, policy: PermissionPolicy) -> None:
         self.settings.policy = policy
+
+    def set_tools(self, tools: Mapping[str, Tool]) -> None:
+        """Replace the tools the model sees (mode switch); the next request lists only these."""
+        self.tools = dict(tools)
+        self._schemas = [tool_schema(t) for t in self.tools.values()]
+        self._meter.fixed = estimate_text_tokens(json.dumps(self._schemas))
+        self._meter.reset()  # the last usage report counted the old schemas
+        self.context_tokens = self._meter.tokens(self.messages)
+
+    def set_system_prompt(self, prompt: str) -> None:
+        """Replace the system prompt (mode switch); the history after it is kept."""
+        self.settings.system_prompt = prompt
+        self.messages[0] = Message("system", prompt)
+        self._meter.reset()  # the last usage report counted the old prompt
+        self.context_tokens = self._meter.tokens(self.messages)
 
     # ---- run → step → query → execute ------------------------------------------------------
 
@@ -154,6 +190,7 @@ class Agent:
         budget = self._budget
         budget.start()
         self._answer = ""
+        self._warnings = []
         status, code, error = "completed", 0, None
         try:
             async with asyncio.timeout(budget.time_left()) as deadline:
@@ -163,6 +200,10 @@ class Agent:
                     await self._before_query()
                     reply = await retry_after_compaction(self._query, self._auto_compact)
                     if not reply.tool_calls:
+                        truncated, warnings = judge_answer(reply, self._finish)
+                        self._warnings += warnings
+                        if truncated:
+                            raise LimitReached(truncated)
                         break
                     await self._execute(reply.tool_calls)
         except TimeoutError as exc:
@@ -193,6 +234,7 @@ class Agent:
                 usage=budget.usage,
                 cost_usd=budget.cost_usd,
                 error=error,
+                warnings=tuple(self._warnings),
             )
         )
 
@@ -243,6 +285,7 @@ class Agent:
         reasoning: list[str] = []
         calls: list[ToolCall] = []
         usage: Usage | None = None
+        self._finish = ""
         try:
             async for chunk in self.provider.stream(request):
                 if isinstance(chunk, TextChunk):
@@ -255,6 +298,8 @@ class Agent:
                     calls.append(chunk.call)
                 elif isinstance(chunk, UsageChunk):
                     usage = chunk.usage
+                elif isinstance(chunk, FinishChunk):
+                    self._finish = chunk.reason
         except asyncio.CancelledError:
             if text:  # keep what the user already saw; tool calls never ran, so drop them
                 self._answer = "".join(text)
@@ -268,32 +313,56 @@ class Agent:
         return message
 
     async def _execute(self, calls: list[ToolCall]) -> None:
-        """Run the calls of one model turn concurrently; append one result per call, in order."""
-        for call in calls:
-            self._emit(ToolCallStarted(call.id, call.name, _loads(call.arguments), call.arguments))
-        tasks = [asyncio.create_task(self._call(call)) for call in calls]
+        """Run the calls of one model turn, concurrently where their footprints allow (see
+        vibe.agent.footprint); one result per call, saved as it finishes, kept in call order."""
+        parsed = [parse_arguments(call.arguments) for call in calls]
+        for call, arguments in zip(calls, parsed, strict=True):
+            self._emit(ToolCallStarted(call.id, call.name, arguments, call.arguments))
+        prints = [
+            footprint(self.tools.get(call.name), arguments, self.settings.cwd)
+            for call, arguments in zip(calls, parsed, strict=True)
+        ]
+        tasks: list[asyncio.Task[Message]] = []
+        for call, before in zip(calls, dependencies(prints), strict=True):
+            tasks.append(asyncio.create_task(self._call(call, [tasks[j] for j in before])))
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
-            for call, task in zip(calls, tasks, strict=True):
-                done = task.done() and not task.cancelled() and task.exception() is None
-                if done:
-                    self._append(task.result())
-                else:
-                    self._emit(ToolCallFinished(call.id, call.name, "cancelled", CANCELLED))
-                    self._append(Message("tool", CANCELLED, tool_call_id=call.id, name=call.name))
-            # Let cancelled tools finish killing their processes before the turn ends.
-            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            try:
+                # Let cancelled tools finish killing their processes (and a file write that
+                # started finish, with its real result) before the results are recorded.
+                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            finally:
+                self._record(calls, tasks)
 
-    async def _call(self, call: ToolCall) -> Message:
+    def _record(self, calls: list[ToolCall], tasks: list[asyncio.Task[Message]]) -> None:
+        """One result per call into the history, in call order; cancelled ones are saved now."""
+        for call, task in zip(calls, tasks, strict=True):
+            if task.done() and not task.cancelled() and task.exception() is None:
+                message = task.result()  # saved when it finished
+            else:
+                self._emit(ToolCallFinished(call.id, call.name, "cancelled", CANCELLED))
+                message = cancelled_result(call.id, call.name)
+                self.session.append(message, remember=False)
+            self.messages.append(message)
+            self.session.messages.append(message)
+
+    async def _call(self, call: ToolCall, before: list[asyncio.Task[Message]]) -> Message:
+        """Wait for the calls this one must follow, run it, save its result at once."""
+        if before:
+            await asyncio.wait(before)
         started = time.monotonic()
         status, text, diff, data = await self._invoke(call)
-        text = _cap(text, self.settings.max_tool_output_bytes)
+        secrets = self.settings.secrets
+        text = _cap(redact(text, secrets), self.settings.max_tool_output_bytes)
+        diff = redact(diff, secrets) if diff else diff
         ms = int((time.monotonic() - started) * 1000)
+        message = Message("tool", text, tool_call_id=call.id, name=call.name)
+        self.session.append(message, remember=False)  # before anyone hears it finished
         self._emit(ToolCallFinished(call.id, call.name, status, text, diff, data, ms))
-        return Message("tool", text, tool_call_id=call.id, name=call.name)
+        return message
 
     async def _invoke(self, call: ToolCall) -> tuple[str, str, str | None, dict[str, Any] | None]:
         """Validate, check permission, ask if needed, run: (status, text for the model, diff, data)."""
@@ -311,18 +380,26 @@ class Agent:
         except ToolError as exc:
             return "error", f"Error: {exc}. The call was not run; fix the arguments.", None, None
         raw = args.model_dump(exclude_none=True)
-        verdict = evaluate(
-            call.name, raw, self.settings.policy, self.settings.cwd, tuple(self.session_rules)
-        )
+        try:
+            verdict = evaluate(
+                call.name, raw, self.settings.policy, self.settings.cwd, tuple(self.session_rules)
+            )
+            refusal = None
+            if verdict.action == "ask":
+                refusal = await self._ask(call, raw, verdict.reason)
+        except (ValueError, RecursionError) as exc:  # e.g. a NUL byte in a path
+            return "error", f"Error: {exc}. The call was not run; fix the arguments.", None, None
         if verdict.action == "deny":
             return "denied", f"Denied by the permission policy: {verdict.reason}", None, None
-        if verdict.action == "ask":
-            refusal = await self._ask(call, raw, verdict.reason)
-            if refusal is not None:
-                return "denied", refusal, None, None
+        if refusal is not None:
+            return "denied", refusal, None, None
         cancel = asyncio.Event()
+        secrets = self.settings.secrets
         ctx = ToolContext(
-            self.settings.cwd, lambda out: self._emit(ToolOutput(call.id, out)), cancel
+            self.settings.cwd,
+            lambda out: self._emit(ToolOutput(call.id, redact(out, secrets))),
+            cancel,
+            output_cap=self.settings.max_tool_output_bytes,
         )
         try:
             result = await tool.run(args, ctx)
@@ -345,7 +422,9 @@ class Agent:
             )
             if again.action == "allow":
                 return None
-            pattern = session_pattern(call.name, raw)
+            pattern = session_pattern(
+                call.name, raw, cwd=self.settings.cwd, policy=self.settings.policy
+            )
             decision = await self.approver.decide(
                 ApprovalRequest(call.id, call.name, raw, reason, pattern)
             )
@@ -390,16 +469,9 @@ class Agent:
             log.warning("could not save session metadata: %s", exc)
 
 
-def _loads(raw: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _cap(text: str, limit: int) -> str:
-    """Keep head and tail of an over-long tool result, saying how much was left out."""
+    """Keep head and tail of an over-long tool result, saying how much was left out (a last
+    resort: read_file, grep and bash fit their answers to the cap themselves)."""
     data = text.encode("utf-8", errors="replace")
     if len(data) <= limit:
         return text

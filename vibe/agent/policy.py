@@ -1,16 +1,18 @@
 """From config to the tools' PermissionPolicy: a mode's safety level plus `[tools.NAME]` tables;
-"always" approvals are saved to `[tools.NAME] allowlist` in $VIBE_HOME/config.toml."""
+"always" approvals are saved to `[tools.NAME] allowlist` in $VIBE_HOME/config.toml (as written)."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
 
 from tools.base import Tool
 from tools.permissions import PermissionPolicy, tool_policies
 from vibe.config import ModeConfig, ToolConfig, VibeConfig
-from vibe.config.trust import write_toml_atomic
+from vibe.config.trust import write_text_atomic
 from vibe.errors import ConfigError, UsageError
 
 
@@ -26,9 +28,17 @@ def tool_configs(config: VibeConfig, mode: ModeConfig) -> dict[str, ToolConfig]:
     return merged
 
 
-def build_policy(config: VibeConfig, mode: ModeConfig) -> PermissionPolicy:
+def build_policy(
+    config: VibeConfig,
+    mode: ModeConfig,
+    *,
+    extra_roots: Iterable[Path] = (),
+    protected: Iterable[Path] = (),
+) -> PermissionPolicy:
     """safe → read-only, neutral → ask for writes, destructive → edits run, yolo → all run.
-    Denylists and `never` win in every mode."""
+    Denylists and `never` win in every mode. `extra_roots`: the --add-dir folders (inside the
+    boundary); outside it, `outside_workdir` decides; `protected`: more secret files that ask
+    (e.g. $VIBE_HOME/.env)."""
     tables = {
         name: cfg.model_dump(include={"permission", "allowlist", "denylist"}, exclude_none=True)
         for name, cfg in tool_configs(config, mode).items()
@@ -42,6 +52,9 @@ def build_policy(config: VibeConfig, mode: ModeConfig) -> PermissionPolicy:
         read_only=mode.safety == "safe",
         auto_edits=mode.safety == "destructive",
         auto_approve=mode.safety == "yolo",
+        extra_roots=tuple(extra_roots),
+        outside_workdir=config.outside_workdir,
+        protected=tuple(protected),
     )
 
 
@@ -76,16 +89,41 @@ def parse_tool_list(value: str | None) -> list[str] | None:
 
 
 def save_always(config_file: Path, tool_name: str, pattern: str) -> None:
-    """Add `pattern` to `[tools.<tool_name>] allowlist` in config_file (atomic, rest kept)."""
-    data: dict = {}
-    if config_file.is_file():
-        try:
-            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError) as exc:
-            raise ConfigError(str(config_file), "", f"cannot update: {exc}") from exc
-    table = data.setdefault("tools", {}).setdefault(tool_name, {})
-    allow = list(table.get("allowlist", []))
-    if pattern not in allow:
-        allow.append(pattern)
-    table["allowlist"] = allow
-    write_toml_atomic(config_file, data)
+    """Add `pattern` to `[tools.<tool_name>] allowlist` in config_file, keeping the file as the
+    user wrote it (comments, order, formatting: tomlkit) and writing atomically. Raises
+    ConfigError, saying why, when the file cannot be read, parsed or written."""
+    target = config_file.resolve()  # a symlinked config (dotfiles) stays a symlink
+    where = str(config_file)
+    try:
+        text = target.read_text(encoding="utf-8") if target.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, "", f"not saved: cannot read the file ({exc})") from exc
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(where, "", f"not saved: the file is not valid TOML ({exc})") from exc
+    tools = doc.get("tools")
+    if tools is None:
+        tools = tomlkit.table(is_super_table=True)
+        doc["tools"] = tools
+    if not isinstance(tools, dict):
+        raise ConfigError(where, "tools", "not saved: `tools` is not a table")
+    table = tools.get(tool_name)
+    if table is None:
+        table = tomlkit.table()
+        tools[tool_name] = table
+    if not isinstance(table, dict):
+        raise ConfigError(where, f"tools.{tool_name}", "not saved: not a table")
+    allow = table.get("allowlist")
+    if allow is None:
+        allow = tomlkit.array()
+        table["allowlist"] = allow
+    if not isinstance(allow, list):
+        raise ConfigError(where, f"tools.{tool_name}.allowlist", "not saved: not a list")
+    if pattern in allow:
+        return
+    allow.append(pattern)
+    try:
+        write_text_atomic(target, tomlkit.dumps(doc))
+    except OSError as exc:
+        raise ConfigError(where, "", f"not saved: cannot write the file ({exc})") from exc

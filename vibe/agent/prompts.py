@@ -1,5 +1,6 @@
 """The system prompt: role and rules (vibe/prompts/system.md), the tools, the environment
-(cwd, OS, date, git branch/status/recent commits) and AGENTS.md from trusted folders only."""
+(cwd, extra folders, OS, date, git branch/status/recent commits) and, in a trusted folder, the
+AGENTS.md files from the trusted root (the git root, else cwd) down to cwd, never above it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
+
+from vibe.config.trust import project_root
 
 AGENTS_FILE = "AGENTS.md"
 _MAX_STATUS_LINES = 30
@@ -23,8 +26,12 @@ def build_system_prompt(
     trusted: bool = False,
     mode_prompt: str | None = None,
     today: datetime.date | None = None,
+    root: Path | None = None,
+    extra_dirs: Iterable[Path] = (),
 ) -> str:
-    """The whole system prompt for a run in `cwd`; `mode_prompt` (a mode's own) replaces the rules."""
+    """The whole system prompt for a run in `cwd`; `mode_prompt` (a mode's own) replaces the rules.
+    `root`: the trusted root AGENTS.md files are read from (default: the git root, else cwd);
+    `extra_dirs`: the --add-dir folders the tools may also work in."""
     if mode_prompt is None:
         names = list(tool_names)
         tools = f"Available tools: {', '.join(names)}." if names else "No tools are available."
@@ -35,26 +42,38 @@ def build_system_prompt(
     text += (
         "\n# Environment\n"
         f"- Working directory: {cwd}\n"
+        f"{_extra_dirs_line(extra_dirs)}"
         f"- Operating system: {platform.system()} {platform.release()}\n"
         f"- Date: {(today or datetime.date.today()).isoformat()}\n"
         f"{git_summary(cwd)}\n"
     )
     if trusted:
-        for path in agents_files(cwd):
+        for path in agents_files(cwd, root):
             body = path.read_text("utf-8", errors="replace")[:_MAX_AGENTS_BYTES]
             text += f"\n# Project instructions ({path})\n{body.strip()}\n"
     return text
 
 
-def agents_files(cwd: Path) -> list[Path]:
-    """AGENTS.md files from the repository root (or cwd) down to cwd, outermost first."""
+def _extra_dirs_line(extra_dirs: Iterable[Path]) -> str:
+    dirs = [str(d) for d in extra_dirs]
+    if not dirs:
+        return ""
+    return f"- Additional folders you may work in: {', '.join(dirs)}\n"
+
+
+def agents_files(cwd: Path, root: Path | None = None) -> list[Path]:
+    """AGENTS.md files from `root` (default: the git root, else cwd) down to cwd, outermost
+    first; nothing above the root, and only cwd itself when cwd is not below the root."""
     cwd = cwd.resolve()
+    root = project_root(cwd) if root is None else root.resolve()
+    if not cwd.is_relative_to(root):
+        root = cwd
     found: list[Path] = []
     for folder in (cwd, *cwd.parents):
         candidate = folder / AGENTS_FILE
         if candidate.is_file():
             found.append(candidate)
-        if (folder / ".git").exists():
+        if folder == root:
             break
     return found[::-1]
 

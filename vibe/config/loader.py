@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from vibe.config.builtins import BUILTIN_MODELS, BUILTIN_MODES, BUILTIN_PROVIDERS
 from vibe.config.schema import ModeConfig, ModelConfig, ProviderConfig, VibeConfig
 from vibe.config.secrets import lookup_key
-from vibe.config.trust import is_trusted
+from vibe.config.trust import has_project_files, is_trusted, project_config, project_root
 from vibe.errors import ConfigError
 
 _ENV_OVERRIDABLE = (
@@ -23,8 +23,14 @@ _ENV_OVERRIDABLE = (
     "api_connect_timeout",
     "api_read_timeout",
     "api_stream_idle_timeout",
+    "api_response_timeout",
     "max_tool_output_bytes",
+    "outside_workdir",
 )
+
+
+# Lists whose entries must be unique within one file: (section, key field, what it is).
+_UNIQUE = (("providers", "name", "provider name"), ("models", "alias", "model alias"))
 
 
 def vibe_home() -> Path:
@@ -92,6 +98,7 @@ def load_config(
         raw = _read_toml(agent_file)
         extra = {k: raw.pop(k) for k in ("providers", "models") if k in raw}
         _validate(VibeConfig, extra, agent_file)
+        _check_duplicates(extra, agent_file)
         mode = _validate(ModeConfig, {"name": agent_file.stem, **raw}, agent_file)
         _layer(merged, extra, str(agent_file), origin)
         modes.append(mode)
@@ -102,8 +109,8 @@ def load_config(
     project_dir = _find_project_dir(cwd)
     trusted = trust or (project_dir is not None and is_trusted(project_dir, home))
     if project_dir is not None and trusted:
-        project_file = project_dir / ".vibe" / "config.toml"
-        if project_file.is_file():
+        project_file = project_config(cwd, project_dir)
+        if project_file is not None:
             _layer(merged, _read_validated(project_file), str(project_file), origin)
             files.append(project_file)
 
@@ -128,12 +135,9 @@ def load_config(
 
 
 def _find_project_dir(cwd: Path) -> Path | None:
-    for folder in (cwd, *cwd.parents):
-        if (folder / ".vibe" / "config.toml").is_file() or (folder / "AGENTS.md").is_file():
-            return folder
-        if (folder / ".git").exists():
-            return None
-    return None
+    """The project root (git root, else cwd) when something there needs trust, else None."""
+    root = project_root(cwd)
+    return root if has_project_files(cwd, root) else None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -149,7 +153,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _read_validated(path: Path) -> dict[str, Any]:
     raw = _read_toml(path)
     _validate(VibeConfig, raw, path)
+    _check_duplicates(raw, path)
     return raw
+
+
+def _check_duplicates(raw: dict[str, Any], source: Path) -> None:
+    """Two providers with one name, or two models with one alias, in a single file: the
+    later would silently replace the earlier."""
+    for section, field_name, what in _UNIQUE:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(raw.get(section) or []):
+            key = item.get(field_name) or item.get("name") or ""
+            if key in seen:
+                where = f"{section}[{i}].{field_name if item.get(field_name) else 'name'}"
+                raise ConfigError(
+                    str(source),
+                    where,
+                    f"duplicate {what} {key!r} (also {section}[{seen[key]}]); each must be unique",
+                )
+            seen[key] = i
 
 
 def _validate(model: type, raw: dict[str, Any], source: Path | str) -> Any:
@@ -163,6 +185,8 @@ def _validate(model: type, raw: dict[str, Any], source: Path | str) -> Any:
             expected = "unknown key (check the spelling; see config.example.toml)"
         elif err["type"] == "missing":
             expected = "required key is missing"
+        elif err["type"] == "value_error":  # our own checks say what is wrong; the value
+            expected = str(err["ctx"]["error"])  # may be a secret (a header), so it is not shown
         else:
             expected = f"{expected}, got {err.get('input')!r}"
         raise ConfigError(str(source), key_path, expected) from exc
@@ -171,6 +195,8 @@ def _validate(model: type, raw: dict[str, Any], source: Path | str) -> Any:
 def _key_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for "the dict key itself"
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 

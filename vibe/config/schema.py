@@ -2,14 +2,64 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Thinking = Literal["off", "low", "medium", "high"]
 Permission = Literal["always", "ask", "never"]
 Safety = Literal["safe", "neutral", "destructive", "yolo"]
+
+# The names a [tools.NAME] table may have: the built-in tools, and names reserved for tools
+# to come. A misspelt table (`[tools.Bash]`) would protect nothing, so it is an error.
+BUILTIN_TOOL_NAMES = ("bash", "read_file", "write_file", "edit", "grep", "todo")
+RESERVED_TOOL_NAMES = ("web_fetch", "skill", "task", "ask_user_question", "exit_plan_mode")
+KNOWN_TOOL_NAMES = BUILTIN_TOOL_NAMES + RESERVED_TOOL_NAMES
+MAX_TIMEOUT_S = 86_400.0  # a day: larger values are typos (or `inf`), not intentions
+
+
+def _known_tool(name: str) -> str:
+    if name not in KNOWN_TOOL_NAMES:
+        close = difflib.get_close_matches(name.lower(), KNOWN_TOOL_NAMES, n=1, cutoff=0.6)
+        hint = (
+            f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(KNOWN_TOOL_NAMES)}"
+        )
+        raise ValueError(f"unknown tool {name!r}{hint}")
+    return name
+
+
+def _header_name(name: str) -> str:
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ValueError(f"not a valid HTTP header name: {name!r}")
+    return name
+
+
+def _header_value(value: str) -> str:
+    if re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):
+        raise ValueError("a header value must not contain CR, LF or other control characters")
+    if not value.isascii():
+        raise ValueError("a header value must be ASCII")
+    return value
+
+
+ToolName = Annotated[str, AfterValidator(_known_tool)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[str, AfterValidator(_header_value)]
+
+
+def _timeout(default: float, *, allow_zero: bool = False, description: str = "") -> float:
+    """A field of seconds: finite, positive (or zero where allowed) and at most a day."""
+    bounds = {"ge": 0} if allow_zero else {"gt": 0}
+    return Field(  # type: ignore[no-any-return]
+        default=default,
+        le=MAX_TIMEOUT_S,
+        allow_inf_nan=False,
+        description=description,
+        **bounds,
+    )
 
 
 class _Strict(BaseModel):
@@ -20,12 +70,13 @@ class ProviderConfig(_Strict):
     """Where models are served and how to talk to them."""
 
     name: str = Field(description="Name that [[models]] entries refer to.")
+    # backend comes before api_base: the api_base check depends on it.
+    backend: Literal["mistral", "generic", "local"] = Field(
+        default="generic", description="mistral: Mistral API; generic: OpenAI-compatible; local."
+    )
     api_base: str = Field(default="", description="Base URL ending in /v1 (remote backends).")
     api_key_env_var: str = Field(
         default="", description="Environment variable holding the key; empty: no auth header."
-    )
-    backend: Literal["mistral", "generic", "local"] = Field(
-        default="generic", description="mistral: Mistral API; generic: OpenAI-compatible; local."
     )
     api_style: Literal["openai", "reasoning"] = Field(
         default="openai", description="reasoning: the server streams reasoning separately."
@@ -33,7 +84,7 @@ class ProviderConfig(_Strict):
     reasoning_field_name: str = Field(
         default="reasoning_content", description="Delta field carrying reasoning (generic)."
     )
-    extra_headers: dict[str, str] = Field(
+    extra_headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=dict, description="Headers added to every request."
     )
     tensor_parallel_size: int = Field(default=1, ge=1, description="local: GPUs to shard over.")
@@ -41,6 +92,26 @@ class ProviderConfig(_Strict):
     dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
         default=None, description="local: weights dtype (auto: bf16 on CUDA, fp32 on CPU)."
     )
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        """Remote backends need an http(s) URL; empty is reported when the provider is used."""
+        if not value or info.data.get("backend") == "local":
+            return value
+        if re.search(r"[\x00-\x20\x7f]", value):
+            raise ValueError("an api_base must not contain spaces or control characters")
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ValueError("an api_base must be an http:// or https:// URL")
+        return value
+
+    @field_validator("api_key_env_var")
+    @classmethod
+    def _env_var_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("not an environment variable name")
+        return value
 
 
 class ModelConfig(_Strict):
@@ -80,7 +151,13 @@ class ToolConfig(_Strict):
     permission: Permission | None = None
     allowlist: tuple[str, ...] = ()
     denylist: tuple[str, ...] = ()
-    default_timeout: int | None = Field(default=None, gt=0, description="bash: seconds.")
+    default_timeout: int | None = Field(
+        default=None, gt=0, le=int(MAX_TIMEOUT_S), description="bash: seconds."
+    )
+    env_passthrough: tuple[str, ...] = Field(
+        default=(),
+        description="bash: variables passed to commands although their names look secret.",
+    )
 
 
 class ModeConfig(_Strict):
@@ -94,7 +171,7 @@ class ModeConfig(_Strict):
     enabled_tools: tuple[str, ...] | None = None
     disabled_tools: tuple[str, ...] = ()
     system_prompt: str | None = None
-    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
 
 
 class VibeConfig(_Strict):
@@ -106,12 +183,21 @@ class VibeConfig(_Strict):
     active_model: str = "devstral-medium"
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
-    tools: dict[str, ToolConfig] = Field(default_factory=dict)
-    api_retry_max_elapsed_time: float = Field(default=300.0, ge=0)
-    api_connect_timeout: float = Field(default=10.0, gt=0)
-    api_read_timeout: float = Field(default=120.0, gt=0)
-    api_stream_idle_timeout: float = Field(default=120.0, gt=0)
+    tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
+    api_retry_max_elapsed_time: float = _timeout(300.0, allow_zero=True)
+    api_connect_timeout: float = _timeout(10.0)
+    api_read_timeout: float = _timeout(120.0)
+    api_stream_idle_timeout: float = _timeout(
+        120.0, description="Seconds without new answer data before a stream counts as stalled."
+    )
+    api_response_timeout: float = _timeout(
+        600.0, description="Seconds one response may take in all, however steady."
+    )
     max_tool_output_bytes: int = Field(default=30_000, gt=0)
+    outside_workdir: Literal["ask", "deny"] = Field(
+        default="ask",
+        description="Paths outside the working folder and --add-dir folders: ask or deny.",
+    )
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)

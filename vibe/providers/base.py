@@ -45,6 +45,10 @@ class UsageChunk:
 
 @dataclass(frozen=True)
 class FinishChunk:
+    """The last chunk of every answer, exactly once. `reason`: the server's finish_reason,
+    lower-cased ("stop", "tool_calls", "length", "content_filter", ...); "" when the server
+    sent none; "no_choices" when a 200 reply carried no choice at all."""
+
     reason: str
 
 
@@ -71,7 +75,8 @@ class Completion:
 
 
 async def collect(stream: AsyncIterator[Chunk]) -> Completion:
-    """Gather a stream into one Completion (the only way to make a non-streaming call)."""
+    """Gather a stream into one Completion (the only way to make a non-streaming call).
+    `finish_reason` is the stream's FinishChunk reason ("stop" if it had none)."""
     text: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []

@@ -19,6 +19,7 @@ def http_settings(loaded: LoadedConfig) -> HttpSettings:
         connect_timeout=c.api_connect_timeout,
         read_timeout=c.api_read_timeout,
         stream_idle_timeout=c.api_stream_idle_timeout,
+        response_timeout=c.api_response_timeout,
     )
 
 
@@ -39,6 +40,14 @@ def make_provider(model: ModelConfig, provider: ProviderConfig, loaded: LoadedCo
             f"{key_path}.api_key_env_var",
             f"environment variable {provider.api_key_env_var} is not set; "
             f"export it or put it in {_tilde(loaded.env_file)}",
+        )
+    if api_key and not _header_safe(api_key):
+        source = loaded.config_file if loaded.config_file.is_file() else "built-in provider"
+        raise ConfigError(
+            str(source),
+            f"{key_path}.api_key_env_var",
+            f"the key in {provider.api_key_env_var} contains a line break, control or "
+            "non-ASCII character and cannot be sent; check how it was pasted",
         )
     settings = http_settings(loaded)
     if provider.backend == "mistral":
@@ -63,6 +72,11 @@ def _make_local(model: ModelConfig, provider: ProviderConfig, loaded: LoadedConf
             "install it with: pip install 'vibe[local]'",
         ) from exc
     return local.LocalProvider(model, provider, loaded)
+
+
+def _header_safe(value: str) -> bool:
+    """Whether `value` can go into an HTTP header as is (visible ASCII, space and tab)."""
+    return value.isascii() and all(c == "\t" or " " <= c <= "~" for c in value)
 
 
 def _tilde(path: Path) -> str:

@@ -1,6 +1,9 @@
 """The HTTP side of remote providers: one pooled httpx client, retries with backoff inside a
-total time budget, connect/read/stream-idle timeouts, and the single place where foreign
-exceptions (httpx, OS, JSON) and error responses become ProviderError."""
+total time budget, connect/read/stream-idle/whole-response timeouts, and the single place
+where foreign exceptions (httpx, OS, JSON) and error responses become ProviderError.
+
+A request that cannot even be built (a bad URL, a key that is not a valid header value) is
+not retried: it is a ProviderConfigError (exit 1) naming the config key, never the key."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from vibe.errors import ContextTooLongError, ProviderError
+from vibe.config.secrets import redact
+from vibe.errors import ContextTooLongError, ProviderConfigError, ProviderError
 from vibe.providers.base import Chunk
 from vibe.providers.sse import DONE, SSEDecoder, SSEEvent, error_message, parse_event
 
@@ -37,6 +41,7 @@ class HttpSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     stream_idle_timeout: float = 120.0
+    response_timeout: float = 600.0
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
 
@@ -52,6 +57,37 @@ class StreamParser(Protocol):
     def complete(self) -> bool:
         """True once the server signalled the end of the answer (finish_reason / [DONE])."""
         ...
+
+    @property
+    def progress(self) -> int:
+        """How many payloads carried part of the answer so far (keep-alives do not count)."""
+        ...
+
+
+# Errors raised while the request is built or written, before the server is involved:
+# retrying cannot help, the configuration has to change.
+_LOCAL_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)
+
+
+class _Clock:
+    """The idle and whole-response deadlines of one response. The idle one restarts only
+    when the answer advances, so comments and empty events cannot keep a stream alive."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.idle, self.total = settings.stream_idle_timeout, settings.response_timeout
+        now = time.monotonic()
+        self.end = now + self.total
+        self.last = now
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    def wait_for(self) -> tuple[float, bool]:
+        """Seconds the next read may take, and whether the whole-response deadline bounds it."""
+        now = time.monotonic()
+        idle_left = self.last + self.idle - now
+        total_left = self.end - now
+        return max(0.0, min(idle_left, total_left)), total_left <= idle_left
 
 
 @dataclass
@@ -70,6 +106,8 @@ class HttpTransport:
     api_base: str
     api_key: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    config_key: str = ""  # e.g. "providers[vllm]": named when the request cannot be built
+    api_key_env_var: str = ""
     settings: HttpSettings = field(default_factory=HttpSettings)
     transport: httpx.AsyncBaseTransport | None = None
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
@@ -116,6 +154,12 @@ class HttpTransport:
                 failure = exc.attempt
             except ProviderError as exc:
                 raise self._decorate(exc, model) from exc
+            except _LOCAL_ERRORS as exc:
+                raise self._local_error(exc, model) from None
+            except UnicodeEncodeError as exc:
+                if exc.encoding != "ascii":  # headers are ASCII; the body is UTF-8
+                    raise self._decorate(self._transport_error(exc), model) from None
+                raise self._local_error(exc, model) from None
             except (httpx.HTTPError, OSError, ValueError) as exc:
                 failure = _Attempt(self._transport_error(exc))
             if emitted or not failure.error.retryable:
@@ -129,22 +173,23 @@ class HttpTransport:
         self, path: str, body: dict[str, Any], parser: StreamParser
     ) -> AsyncIterator[Chunk]:
         client = self._get_client()
+        clock = _Clock(self.settings)
         async with client.stream("POST", path.lstrip("/"), json=body) as response:
             request_id = _request_id(response.headers)
             if response.status_code >= 400:
-                await response.aread()
+                await self._read_all(response, clock, request_id)
                 raise _Retryable(self._status_error(response, request_id))
             finished = False  # [DONE] seen, or a whole JSON answer
             got_data, junk = False, ""
             if "json" in response.headers.get("content-type", ""):
                 # A JSON body where a stream was expected: an error object or a whole answer.
-                raw = (await response.aread()).decode("utf-8", "replace")
+                raw = (await self._read_all(response, clock, request_id)).decode("utf-8", "replace")
                 for chunk in parser.feed(_json_or_error(raw, request_id)):
                     yield chunk
                 finished = True
             else:
                 try:
-                    async for event in self._events(response, request_id):
+                    async for event in self._events(response, request_id, clock):
                         if event.stray:
                             junk = junk or event.data
                         elif event.data.strip() == DONE:
@@ -152,8 +197,11 @@ class HttpTransport:
                             continue
                         else:
                             got_data = True
+                        before = parser.progress
                         for chunk in parser.feed(_parse(event, request_id) or {}):
                             yield chunk
+                        if parser.progress != before:
+                            clock.touch()
                 except (httpx.TransportError, OSError) as exc:
                     if not (finished or parser.complete):  # a cut after the end is harmless
                         error = self._transport_error(exc, request_id)
@@ -164,29 +212,34 @@ class HttpTransport:
                 yield chunk
 
     async def _events(
-        self, response: httpx.Response, request_id: str | None
+        self, response: httpx.Response, request_id: str | None, clock: _Clock
     ) -> AsyncIterator[SSEEvent]:
-        """The SSE events of a body, with the idle timeout between reads."""
+        """The SSE events of a body, within the idle and whole-response deadlines."""
         decoder = SSEDecoder()
-        idle = self.settings.stream_idle_timeout
         reader = response.aiter_bytes().__aiter__()
         while True:
+            wait, whole = clock.wait_for()
             try:
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout(wait):
                     data = await reader.__anext__()
             except StopAsyncIteration:
                 for event in decoder.flush():
                     yield event
                 return
             except TimeoutError:
-                stalled = ProviderError(
-                    f"the stream stalled: no data for {idle:g}s",
-                    request_id=request_id,
-                    retryable=True,
-                )
-                raise _Retryable(_Attempt(stalled)) from None
+                raise _Retryable(_Attempt(_timed_out(clock, whole, request_id))) from None
             for event in decoder.feed(data):
                 yield event
+
+    async def _read_all(
+        self, response: httpx.Response, clock: _Clock, request_id: str | None
+    ) -> bytes:
+        """A whole (non-stream) body, within the whole-response deadline."""
+        try:
+            async with asyncio.timeout(max(0.0, clock.end - time.monotonic())):
+                return await response.aread()
+        except TimeoutError:
+            raise _Retryable(_Attempt(_timed_out(clock, True, request_id))) from None
 
     def _status_error(self, response: httpx.Response, request_id: str | None) -> _Attempt:
         status = response.status_code
@@ -221,11 +274,27 @@ class HttpTransport:
         retryable = isinstance(exc, httpx.TransportError | OSError)
         return ProviderError(what, request_id=request_id, retryable=retryable)
 
+    def _local_error(self, exc: Exception, model: str) -> ProviderConfigError:
+        """The request could not be built: say which setting to fix, never the key itself."""
+        where = self.config_key or f"providers[{self.provider}]"
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            what = f"{where}.api_base {self.api_base!r} is not a usable http(s) URL"
+        else:
+            source = f"the key in {self.api_key_env_var} or " if self.api_key_env_var else ""
+            what = (
+                f"cannot send the request: {source}{where}.extra_headers holds a value "
+                "that is not a valid HTTP header (a line break, control or non-ASCII character)"
+            )
+        detail = f"{what}; fix the configuration ({type(exc).__name__})"
+        return ProviderConfigError(
+            redact(detail, [self.api_key] if self.api_key else []),
+            provider=self.provider,
+            model=model,
+        )
+
     def _decorate(self, exc: ProviderError, model: str) -> ProviderError:
         """Fill in provider and model, and make sure no API key leaks into the message."""
-        detail = exc.detail
-        if self.api_key and len(self.api_key) >= 4:
-            detail = detail.replace(self.api_key, "***")
+        detail = redact(exc.detail, [self.api_key] if self.api_key else [])
         cls = type(exc)
         return cls(
             detail,
@@ -254,6 +323,14 @@ def _json_or_error(text: str, request_id: str | None) -> dict[str, Any]:
     if message is not None or not isinstance(payload, dict):
         raise ProviderError(message or _clip(text), request_id=request_id)
     return payload
+
+
+def _timed_out(clock: _Clock, whole: bool, request_id: str | None) -> ProviderError:
+    if whole:
+        detail = f"the response took longer than {clock.total:g}s in all (api_response_timeout)"
+    else:
+        detail = f"the stream stalled: no answer data for {clock.idle:g}s"
+    return ProviderError(detail, request_id=request_id, retryable=True)
 
 
 def _incomplete(junk: str, request_id: str | None) -> ProviderError:

@@ -7,7 +7,7 @@ import json
 import secrets
 import string
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vibe.config.schema import ModelConfig, ProviderConfig
@@ -33,10 +33,16 @@ def new_call_id() -> str:
 
 @dataclass
 class _PendingCall:
+    """A tool call being streamed: its argument fragments are joined once, at the end."""
+
     index: Any
     id: str = ""
     name: str = ""
-    arguments: str = ""
+    fragments: list[str] = field(default_factory=list)
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.fragments)
 
 
 class ChatStreamParser:
@@ -44,6 +50,9 @@ class ChatStreamParser:
 
     Reasoning is read from `reasoning_field` (and the usual `reasoning_content`/`reasoning`
     fields) and from `{"type": "thinking"}` blocks of a list-valued `delta.content`.
+    `finish` ends with one FinishChunk: the server's finish_reason (lower-cased), "" when it
+    sent none, "no_choices" when no payload had a choice at all. `progress` counts payloads
+    that carried part of the answer (the idle timeout waits for those, not for keep-alives).
     """
 
     def __init__(self, reasoning_field: str = "reasoning_content") -> None:
@@ -51,7 +60,9 @@ class ChatStreamParser:
         self._reasoning_fields = tuple(dict.fromkeys(f for f in fields if f))
         self._calls: list[_PendingCall] = []
         self._finish: str | None = None
+        self._saw_choice = False
         self._flushed = False
+        self.progress = 0
 
     @property
     def complete(self) -> bool:
@@ -59,9 +70,11 @@ class ChatStreamParser:
 
     def feed(self, payload: dict[str, Any]) -> list[Chunk]:
         out: list[Chunk] = []
+        advanced = False
         for choice in payload.get("choices") or []:
-            if choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # n > 1 is never requested
+            self._saw_choice = True
             delta = choice.get("delta") or choice.get("message") or {}
             for field_name in self._reasoning_fields:
                 value = delta.get(field_name)
@@ -70,9 +83,13 @@ class ChatStreamParser:
                     break
             out.extend(split_content(delta.get("content")))
             for position, fragment in enumerate(delta.get("tool_calls") or []):
-                self._merge(position, fragment)
-            if choice.get("finish_reason"):
-                self._finish = str(choice["finish_reason"])
+                advanced = self._merge(position, fragment) or advanced
+            reason = choice.get("finish_reason")
+            if reason:
+                self._finish = str(reason).lower()
+                advanced = True
+        if out or advanced:
+            self.progress += 1
         usage = payload.get("usage")
         if isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage):
             out.append(
@@ -85,7 +102,10 @@ class ChatStreamParser:
             )
         return out
 
-    def _merge(self, position: int, fragment: dict[str, Any]) -> None:
+    def _merge(self, position: int, fragment: dict[str, Any]) -> bool:
+        """Add one streamed piece of a tool call; True when it carried anything."""
+        if not isinstance(fragment, dict):
+            return False
         index = fragment.get("index", f"pos{position}")
         function = fragment.get("function") or {}
         frag_id = fragment.get("id") or ""
@@ -100,7 +120,9 @@ class ChatStreamParser:
         args = function.get("arguments")
         if isinstance(args, dict):
             args = json.dumps(args, ensure_ascii=False)
-        call.arguments += args or ""
+        if isinstance(args, str) and args:
+            call.fragments.append(args)
+        return bool(frag_id or name or args)
 
     def finish(self) -> list[Chunk]:
         if self._flushed:
@@ -110,9 +132,10 @@ class ChatStreamParser:
             ToolCallChunk(ToolCall(c.id or new_call_id(), c.name, c.arguments or "{}"))
             for c in self._calls
         ]
-        reason = self._finish or "stop"
-        if self._calls and reason == "stop":
-            reason = "tool_calls"
+        if self._finish is not None:
+            reason = self._finish
+        else:
+            reason = "" if self._saw_choice else "no_choices"
         out.append(FinishChunk(reason))
         return out
 
@@ -162,6 +185,8 @@ class OpenAICompatProvider:
             api_base=provider.api_base,
             api_key=api_key,
             headers=dict(provider.extra_headers),
+            config_key=f"providers[{provider.name}]",
+            api_key_env_var=provider.api_key_env_var,
             settings=settings or HttpSettings(),
             transport=transport,
         )

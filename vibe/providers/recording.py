@@ -107,14 +107,20 @@ class RecordingProvider:
 
 def _merged(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Adjacent text (or reasoning) pieces joined, so a secret split across chunks is still
-    caught by redaction."""
+    caught by redaction. Pieces are gathered in lists and joined once (linear time)."""
     out: list[dict[str, Any]] = []
+    run: list[str] = []  # the pieces of the text/reasoning run at out[-1]
     for chunk in chunks:
         kind = next(iter(chunk))
-        if out and kind in ("text", "reasoning") and kind in out[-1]:
-            out[-1] = {kind: out[-1][kind] + chunk[kind]}
-        else:
-            out.append(dict(chunk))
+        if out and kind in ("text", "reasoning") and kind in out[-1] and run:
+            run.append(chunk[kind])
+            continue
+        if run:
+            out[-1] = {next(iter(out[-1])): "".join(run)}
+        out.append(dict(chunk))
+        run = [chunk[kind]] if kind in ("text", "reasoning") else []
+    if run:
+        out[-1] = {next(iter(out[-1])): "".join(run)}
     return out
 
 
@@ -153,13 +159,21 @@ class ReplayProvider:
             raise ProviderError(
                 f"replay diverged at model call {n + 1}: {problem}", provider="replay"
             )
+        finished = False
         for data in exchange["response"]:
-            yield chunk_from_dict(data)
+            chunk = chunk_from_dict(data)
+            if isinstance(chunk, FinishChunk):
+                if finished:
+                    continue  # exactly one FinishChunk per answer
+                finished = True
+            yield chunk
         error = exchange.get("error")
         if error:
             raise ProviderError(
                 f"{error['message']} (recorded)", provider="replay", status=error.get("status")
             )
+        if not finished:  # a recording made before every stream ended with one
+            yield FinishChunk("")
 
     async def aclose(self) -> None:
         return None

@@ -101,7 +101,8 @@ class ScriptedProvider:
             UsageChunk(Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
         )
         default = "tool_calls" if turn.get("tool_calls") else "stop"
-        out.append(FinishChunk(turn.get("finish_reason") or default))
+        reason = turn.get("finish_reason")
+        out.append(FinishChunk(default if reason is None else str(reason).lower()))
         return out
 
     async def aclose(self) -> None:

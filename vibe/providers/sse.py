@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from vibe.errors import ProviderError
 
 DONE = "[DONE]"
 _FIELDS = ("data", "event", "id", "retry")
+_EOL = re.compile(r"\r\n|\r|\n")  # SSE line ends; never U+2028 and friends
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,15 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    """Incremental decoder: `feed` chunks as they arrive, then `flush` at end of stream."""
+    """Incremental decoder: `feed` chunks as they arrive, then `flush` at end of stream.
+
+    Linear time: each chunk is scanned once for line ends; the unterminated end of a line is
+    kept as a list of pieces, joined once when its line end arrives."""
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buf = ""
+        self._partial: list[str] = []  # pieces of the line not yet terminated
+        self._after_cr = False  # the last chunk ended with CR: a leading LF belongs to it
         self._data: list[str] = []
         self._event = ""
         self._last_id: str | None = None
@@ -38,41 +44,35 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes | str) -> list[SSEEvent]:
         text = self._utf8.decode(chunk) if isinstance(chunk, bytes) else chunk
-        self._buf += text
         out: list[SSEEvent] = []
-        for line in self._take_lines():
-            self._line(line, out)
+        if not text:
+            return out
+        if self._after_cr and text[0] == "\n":
+            text = text[1:]
+        self._after_cr = text.endswith("\r")
+        start = 0
+        for match in _EOL.finditer(text):
+            piece = text[start : match.start()]
+            if self._partial:
+                self._partial.append(piece)
+                piece = "".join(self._partial)
+                self._partial.clear()
+            self._line(piece, out)
+            start = match.end()
+        if start < len(text):
+            self._partial.append(text[start:])
         return out
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: a last unterminated line and a pending event are dispatched."""
-        self._buf += self._utf8.decode(b"", final=True)
-        out: list[SSEEvent] = []
-        if self._buf:
-            line, self._buf = self._buf.removesuffix("\r"), ""
+        out = self.feed(self._utf8.decode(b"", final=True))
+        if self._partial:
+            line = "".join(self._partial)
+            self._partial.clear()
             self._line(line, out)
         self._dispatch(out)
         self._flush_stray(out)
         return out
-
-    def _take_lines(self) -> list[str]:
-        lines: list[str] = []
-        buf, start, i, n = self._buf, 0, 0, len(self._buf)
-        while i < n:
-            ch = buf[i]
-            if ch == "\n":
-                lines.append(buf[start:i])
-                start = i + 1
-            elif ch == "\r":
-                if i + 1 == n:  # a CR at the chunk end may be the first half of a CRLF
-                    break
-                lines.append(buf[start:i])
-                if buf[i + 1] == "\n":
-                    i += 1
-                start = i + 1
-            i += 1
-        self._buf = buf[start:]
-        return lines
 
     def _line(self, line: str, out: list[SSEEvent]) -> None:
         if not line:

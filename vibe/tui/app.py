@@ -49,6 +49,7 @@ class AppOptions:
     mode: str | None = None
     session: Session | None = None
     trust: bool = False
+    add_dirs: tuple[Path, ...] = ()  # --add-dir: more folders the tools may work in
     provider_factory: Any = None  # vibe.build.ProviderFactory; None: the configured one
     approval_grace_s: float | None = None  # None: the approval dialog's default
     cursor_blink: bool = True  # snapshots turn it off: no picture may depend on the clock
@@ -133,6 +134,8 @@ class VibeApp(App[int]):
                 model_alias=model_alias or self.options.model,
                 mode_name=self.options.mode,
                 session=self.options.session,
+                add_dirs=self.options.add_dirs,
+                warn=self.warn,
                 **self._factory_kw(),
             )
         except VibeError as exc:
@@ -179,23 +182,34 @@ class VibeApp(App[int]):
             model=self.options.model or mode.active_model or self.loaded.config.active_model,
         )
 
+    def warn(self, message: str) -> None:
+        """A warning the user must see but that does not stop anything (e.g. "always" not saved)."""
+        self.notify(message, severity="warning", timeout=10)
+
     def _factory_kw(self) -> dict:
         factory = self.options.provider_factory
         return {"provider_factory": factory} if factory else {}
 
     async def _ask_trust(self) -> None:
+        """Ask about the project root (git root, else cwd) once; both answers are remembered."""
         from vibe.config import load_config
-        from vibe.config.trust import trust_folder
+        from vibe.config.trust import distrust_folder, is_untrusted, trust_folder
         from vibe.tui.screens.confirm import trust_screen
         from vibe.tui.widgets.messages import Notice
 
         assert self.loaded is not None
-        project = self.loaded.project_dir
+        project, home = self.loaded.project_dir, self.loaded.home
         if project is None or self.loaded.trusted or self.options.trust:
             return
-        if await self.push_screen_wait(trust_screen(project)):
-            trust_folder(project, self.loaded.home)
-            self.loaded = load_config(self.cwd, trust=True, home=self.loaded.home)
+        if is_untrusted(project, home):
+            return
+        trusted = await self.push_screen_wait(trust_screen(project))
+        try:
+            (trust_folder if trusted else distrust_folder)(project, home)
+        except OSError as exc:  # the answer still holds for this session
+            await self.chat.add(Notice(f"could not remember the answer: {exc}", "error"))
+        if trusted:
+            self.loaded = load_config(self.cwd, trust=True, home=home)
             await self.chat.add(Notice(f"Trusted {project}.", "info"))
 
     async def _onboard(self) -> str | bool | None:
@@ -359,6 +373,8 @@ class VibeApp(App[int]):
             mode_name=old.mode.name,
             session=session,
             provider_factory=old.provider_factory,
+            add_dirs=old.add_dirs,
+            warn=self.warn,
         )
         await old.aclose()
         await self.chat.clear()

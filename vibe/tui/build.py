@@ -4,12 +4,22 @@ closing the providers it replaced. Tests pass `provider_factory` to serve the mo
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vibe.agent.approval import Approver
-from vibe.agent.policy import build_policy
-from vibe.build import ProviderFactory, Run, assemble, default_provider, pick_mode
+from vibe.build import (
+    ProviderFactory,
+    Run,
+    assemble,
+    build_tools,
+    default_provider,
+    mode_policy,
+    pick_mode,
+    system_prompt,
+)
 from vibe.config import LoadedConfig, ModeConfig
 from vibe.providers.base import Provider
 from vibe.session import Session
@@ -27,10 +37,20 @@ class Runtime(Run):
         return self.loaded.modes
 
     async def set_mode(self, mode: ModeConfig) -> None:
-        """New permissions; a mode with active_model also switches the model (history kept)."""
+        """The mode's permissions, tools (enabled_tools/disabled_tools) and system prompt; a mode
+        with active_model also switches the model. The history is kept. Everything is built
+        before anything changes: a bad mode leaves the session as it was."""
+        policy = mode_policy(self.loaded, mode, self.add_dirs)
+        tools = build_tools(self.loaded, mode)
+        # git status for the prompt's environment section: not on the UI thread
+        prompt = await asyncio.to_thread(
+            system_prompt, self.loaded, self.cwd, mode, list(tools), self.add_dirs
+        )
         if mode.active_model and mode.active_model != self.model.key:
             await self.set_model(mode.active_model)
-        self.agent.set_policy(build_policy(self.loaded.config, mode))
+        self.agent.set_policy(policy)
+        self.agent.set_tools(tools)
+        self.agent.set_system_prompt(prompt)
         self.mode = mode
 
     async def set_model(self, alias: str) -> None:
@@ -61,6 +81,8 @@ def build_runtime(
     mode_name: str | None = None,
     session: Session | None = None,
     provider_factory: ProviderFactory = default_provider,
+    add_dirs: tuple[Path, ...] = (),
+    warn: Callable[[str], None] | None = None,
 ) -> Runtime:
     """--agent/--model as for `vibe run`; a resumed session keeps its model unless the mode or
     --model names one. Raises ConfigError/UsageError (one line each) for bad input."""
@@ -74,5 +96,7 @@ def build_runtime(
         model_alias=alias or None,
         session=session,
         provider_factory=provider_factory,
+        dirs=add_dirs,
+        warn=warn,
     )
     return Runtime(**vars(run), provider_factory=provider_factory)

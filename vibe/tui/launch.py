@@ -7,8 +7,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vibe.errors import UsageError
-
 if TYPE_CHECKING:
     from vibe.config import LoadedConfig
     from vibe.session import Session
@@ -16,8 +14,10 @@ if TYPE_CHECKING:
 
 def launch_tui(args: argparse.Namespace) -> int:
     """Run the TUI; returns the exit code. Config and usage errors raise VibeError."""
+    from vibe.build import add_dirs
     from vibe.tui.app import AppOptions, VibeApp
 
+    dirs = add_dirs(getattr(args, "add_dir", None))  # a missing folder ends here, in one line
     # Shown by the first frame; load() validates it (a missing folder is a usage error).
     cwd = Path(args.workdir).expanduser().resolve() if args.workdir else Path.cwd()
     options = AppOptions(
@@ -26,6 +26,7 @@ def launch_tui(args: argparse.Namespace) -> int:
         model=args.model,
         mode=args.agent,
         trust=args.trust,
+        add_dirs=dirs,
         load=lambda: load(args),
     )
     app = VibeApp(None, options)
@@ -46,6 +47,4 @@ def load(args: argparse.Namespace) -> tuple[LoadedConfig, Session | None]:
     secrets = known_secrets(loaded)
     setup_logging(loaded.home, secrets)  # like `vibe run`: to $VIBE_HOME/logs, keys redacted
     session = existing_session(loaded, cwd, args, secrets)
-    if session is None and args.continue_:
-        raise UsageError(f"no saved session for {cwd}; start one with `vibe`")
     return loaded, session

@@ -96,7 +96,7 @@ def project(tmp_path):
         ("sort -uo out.txt a.txt", "ask"),
         ("uniq a.txt b.txt", "ask"),
         ("rg --pre sh x", "ask"),
-        ("time ls", "ask"),  # bashlex cannot parse `time`: unparseable asks
+        ("time ls", "allow"),  # the `time` keyword is peeled like a wrapper
         ("timeout 5 ls", "allow"),
         ("ls &", "allow"),
         ("(cd sub; ls) && pwd", "allow"),
@@ -234,13 +234,17 @@ def test_path_tools(project):
     assert evaluate("mcp_thing", {}, DEFAULT, project).action == "ask"
 
 
-def test_session_pattern():
-    assert session_pattern("bash", {"command": "git commit -m x"}) == "git *"
+def test_session_pattern(project):
+    # By command arity (issue 20 item 5): `git commit *`, not `git *`; never `*` for a file.
+    assert session_pattern("bash", {"command": "git commit -m x"}) == "git commit *"
     assert session_pattern("bash", {"command": "cd sub && make test"}) == "make *"
-    assert session_pattern("bash", {"command": "ls && npm install"}) == "npm *"
+    assert session_pattern("bash", {"command": "ls && npm install"}) == "npm install *"
     assert session_pattern("bash", {"command": "echo 'x"}) == "echo 'x"
+    assert session_pattern("bash", {"command": "rm -rf build"}) == "rm -rf build"
     assert session_pattern("edit", {"path": "src/pkg/a.py"}) == "src/pkg/*"
-    assert session_pattern("write_file", {"path": "README.md"}) == "*"
+    assert session_pattern("write_file", {"path": "README.md"}) == "README.md"
+    assert session_pattern("edit", {"path": "sub/../a.txt"}, cwd=project) == "a.txt"
+    assert session_pattern("edit", {"path": "sub/x/y.py"}, cwd=project) == "sub/x/*"
     assert session_pattern("todo", {"todos": []}) == "*"
 
 

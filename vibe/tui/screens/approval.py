@@ -1,33 +1,37 @@
 """The approval dialog: allow once · for this session · always · deny with feedback.
-Keys arriving in the first GRACE_S after it opens are ignored: they were typed for the prompt."""
+It shows what the call will do (vibe.tui.preview): an edit's diff, a write's content, the whole
+command. Keys arriving in the first GRACE_S after it opens are ignored: they were typed for the
+prompt. PageUp/PageDown scroll a long preview."""
 
 from __future__ import annotations
 
-import json
 import time
+from pathlib import Path
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vibe.agent.approval import ApprovalRequest, Decision
+from vibe.tui.preview import Preview, preview
 
 GRACE_S = 0.3
 _CHOICES = ("once", "session", "always", "deny")
 
 
-def describe(request: ApprovalRequest) -> str:
-    args = request.arguments
-    if request.tool_name == "bash" and isinstance(args.get("command"), str):
-        return args["command"]
-    if isinstance(args.get("path"), str):
-        return args["path"]
-    return json.dumps(args, ensure_ascii=False, indent=1)[:2000]
+def render_body(shown: Preview) -> RenderableType:
+    """The preview's body: a highlighted diff, or the text as it is (wrapped, never cut)."""
+    if shown.kind == "diff" and shown.body:
+        from rich.syntax import Syntax
+
+        return Syntax(shown.body.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True)
+    return Text(shown.body)
 
 
 class ApprovalScreen(ModalScreen[Decision]):
@@ -39,11 +43,22 @@ class ApprovalScreen(ModalScreen[Decision]):
         Binding("y", "choose(0)", show=False),
         Binding("n", "choose(3)", show=False),
         Binding("escape", "escape", show=False),
+        Binding("pageup", "scroll_body(-1)", show=False),
+        Binding("pagedown", "scroll_body(1)", show=False),
     ]
 
-    def __init__(self, request: ApprovalRequest, grace_s: float = GRACE_S) -> None:
+    def __init__(
+        self,
+        request: ApprovalRequest,
+        grace_s: float = GRACE_S,
+        shown: Preview | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """`shown`: the preview (TuiApprover computes it off the UI thread); else it is
+        computed here against `cwd` (default: the process's)."""
         super().__init__(classes="approval-screen")
         self.request = request
+        self.preview = shown or preview(request.tool_name, request.arguments, cwd or Path.cwd())
         self._opened = time.monotonic()
         self.grace_s = grace_s
 
@@ -52,7 +67,13 @@ class ApprovalScreen(ModalScreen[Decision]):
         pattern = req.session_pattern or req.tool_name
         with Vertical(id="approval"):
             yield Static(Text(f"{req.tool_name} wants to run", style="bold"), id="approval-title")
-            yield Static(Text(describe(req)), id="approval-args")
+            shown = self.preview
+            if shown.summary:
+                style = "bold red" if shown.kind == "error" else "bold"
+                yield Static(Text(shown.summary, style=style), id="approval-summary")
+            if shown.body:
+                with VerticalScroll(id="approval-body"):
+                    yield Static(render_body(shown), id="approval-args")
             if req.reason:
                 yield Static(Text(req.reason, style="italic"), id="approval-reason")
             yield OptionList(
@@ -69,6 +90,13 @@ class ApprovalScreen(ModalScreen[Decision]):
     def on_mount(self) -> None:
         self.query_one("#approval-feedback").display = False
         self.query_one(OptionList).focus()
+
+    def action_scroll_body(self, direction: int) -> None:
+        for body in self.query("#approval-body").results(VerticalScroll):
+            if direction < 0:
+                body.scroll_page_up()
+            else:
+                body.scroll_page_down()
 
     def _in_grace(self) -> bool:
         return time.monotonic() - self._opened < self.grace_s

@@ -46,9 +46,10 @@ class ConfirmScreen(ModalScreen[bool]):
 def trust_screen(folder: Path) -> ConfirmScreen:
     return ConfirmScreen(
         f"Trust the folder {short_path(folder)}?",
-        "It has a .vibe/ config or AGENTS.md. Trusting it lets its config and instructions "
-        "take effect (they can change the model endpoint and the agent's behaviour). "
-        "The answer is remembered in trusted_folders.toml.",
+        "This project (its git root, else this folder) has a .vibe/ config or AGENTS.md. "
+        "Trusting it lets its config and instructions take effect (they can change the model "
+        "endpoint and the agent's behaviour). Either answer is remembered in "
+        "trusted_folders.toml; --trust trusts it for one run.",
         yes="Trust",
         no="Don't trust",
     )
