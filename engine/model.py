@@ -7,7 +7,7 @@ tensor parallelism changes to load one rank's slices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -18,9 +18,11 @@ from engine.config import ModelConfig
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.parallel.shard import SINGLE, TPContext
+from engine.quant import KEPT, QuantWeight, weight_nbytes
 from engine.rope import apply_rope, llama4_query_scale, rope_tables
 
 ShardFn = Callable[[torch.Tensor], torch.Tensor]
+Matrix = torch.Tensor | QuantWeight  # a QuantWeight keeps GGUF blocks as stored (CPU)
 
 
 def _whole(t: torch.Tensor) -> torch.Tensor:
@@ -31,11 +33,11 @@ def _whole(t: torch.Tensor) -> torch.Tensor:
 class WeightTarget:
     """Where a checkpoint tensor goes: `param[rows[0]:rows[1]]` (or all of it) after `shard`."""
 
-    param: torch.Tensor
+    param: Matrix
     rows: tuple[int, int] | None = None
     shard: ShardFn = _whole
 
-    def dest(self) -> torch.Tensor:
+    def dest(self) -> Matrix:
         return self.param if self.rows is None else self.param[self.rows[0] : self.rows[1]]
 
 
@@ -52,11 +54,11 @@ class ForwardOutput:
 @dataclass
 class Layer:
     attn_norm: torch.Tensor  # [dim]
-    wqkv: torch.Tensor  # [(H + 2 Hkv) * D, dim]
-    wo: torch.Tensor  # [dim, H * D]
+    wqkv: Matrix  # [(H + 2 Hkv) * D, dim]
+    wo: Matrix  # [dim, H * D]
     ffn_norm: torch.Tensor  # [dim]
-    w13: torch.Tensor  # [2 * hidden, dim]: gate rows then up rows
-    w2: torch.Tensor  # [dim, hidden]
+    w13: Matrix  # [2 * hidden, dim]: gate rows then up rows
+    w2: Matrix  # [dim, hidden]
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -70,7 +72,10 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 class Transformer:
     """Decoder-only model, whole or one tensor-parallel rank's shard (`tp`). Tensors are
-    allocated empty and filled by the loader; `local` has this rank's head/FFN/vocab sizes."""
+    allocated empty and filled by the loader; `local` has this rank's head/FFN/vocab sizes.
+    `quant` (canonical name -> GGML type, CPU and one rank only): matrices whose checkpoint
+    tensors all have one kept type are `QuantWeight`s of that type; `dtype` is then the
+    activations' (and norms') dtype."""
 
     def __init__(
         self,
@@ -79,29 +84,47 @@ class Transformer:
         dtype: torch.dtype,
         device: torch.device,
         tp: TPContext = SINGLE,
+        quant: Mapping[str, int] | None = None,
     ) -> None:
         self.cfg, self.max_len, self.dtype, self.device = cfg, max_len, dtype, device
         self.tp, self.local = tp, tp.local_config(cfg)
         lc = self.local
         H, Hkv, D, dim = lc.n_heads, lc.n_kv_heads, cfg.head_dim, cfg.dim
 
+        quant = quant or {}
+
         def empty(*shape: int) -> torch.Tensor:
             return torch.empty(shape, dtype=dtype, device=device)
 
-        self.embed = empty(lc.vocab_size, dim)
+        def matrix(rows: int, cols: int, *names: str) -> Matrix:
+            types = {quant.get(n) for n in names}
+            (qtype,) = types if len(types) == 1 else (None,)
+            if qtype in KEPT and device.type == "cpu" and tp.size == 1:
+                return QuantWeight.empty(rows, cols, qtype)
+            return empty(rows, cols)
+
+        def proj(i: int, *names: str) -> list[str]:
+            return [f"model.layers.{i}.{n}.weight" for n in names]
+
+        self.embed = matrix(lc.vocab_size, dim, "model.embed_tokens.weight")
         self.layers = [
             Layer(
                 attn_norm=empty(dim),
-                wqkv=empty((H + 2 * Hkv) * D, dim),
-                wo=empty(dim, H * D),
+                wqkv=matrix(
+                    (H + 2 * Hkv) * D, dim,
+                    *proj(i, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+                ),  # fmt: skip
+                wo=matrix(dim, H * D, *proj(i, "self_attn.o_proj")),
                 ffn_norm=empty(dim),
-                w13=empty(2 * lc.hidden_dim, dim),
-                w2=empty(dim, lc.hidden_dim),
+                w13=matrix(2 * lc.hidden_dim, dim, *proj(i, "mlp.gate_proj", "mlp.up_proj")),
+                w2=matrix(dim, lc.hidden_dim, *proj(i, "mlp.down_proj")),
             )
-            for _ in range(cfg.n_layers)
+            for i in range(cfg.n_layers)
         ]
         self.norm = empty(dim)
-        self.lm_head = self.embed if cfg.tie_embeddings else empty(lc.vocab_size, dim)
+        self.lm_head = (
+            self.embed if cfg.tie_embeddings else matrix(lc.vocab_size, dim, "lm_head.weight")
+        )
         cos, sin = rope_tables(cfg, max_len)
         self.cos = cos.to(device=device, dtype=dtype)
         self.sin = sin.to(device=device, dtype=dtype)
@@ -128,6 +151,10 @@ class Transformer:
             t[p + "mlp.up_proj.weight"] = WeightTarget(lay.w13, (hid, 2 * hid))
             t[p + "mlp.down_proj.weight"] = WeightTarget(lay.w2)
         return self.tp.assign_shards(t, cfg)
+
+    def quantized_names(self) -> set[str]:
+        """Canonical names of the checkpoint tensors that load as stored blocks."""
+        return {n for n, t in self.weight_targets().items() if isinstance(t.param, QuantWeight)}
 
     def new_cache(self) -> KVCache:
         c = self.local
@@ -185,7 +212,10 @@ class Transformer:
         wanted = set(capture_layers)
         captured: dict[int, torch.Tensor] = {}
 
-        x = self.tp.embed(self.embed, input_ids)  # [T, dim]
+        if isinstance(self.embed, QuantWeight):
+            x = self.embed.rows(input_ids, self.dtype)  # [T, dim]
+        else:
+            x = self.tp.embed(self.embed, input_ids)  # [T, dim]
         for i, lay in enumerate(self.layers):
             h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
             qkv = linear(h, lay.wqkv).view(T, H + 2 * Hkv, D)
@@ -219,4 +249,4 @@ class Transformer:
         """Weight bytes one decode step reads: every layer, the final norm and the whole head
         (the embedding contributes a single row)."""
         tensors = [self.norm, self.lm_head] + [t for lay in self.layers for t in vars(lay).values()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return sum(weight_nbytes(t) for t in tensors)

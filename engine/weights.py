@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -183,7 +183,7 @@ def iter_safetensors(
         yield name, t
 
 
-def load_into(model: Transformer, tensors: Iterator[tuple[str, torch.Tensor]]) -> None:
+def load_into(model: Transformer, tensors: Iterator[tuple[str, Any]]) -> None:
     """Copy every tensor into its destination; raise naming the tensor on any mismatch."""
     targets = model.weight_targets()
     seen: set[str] = set()
@@ -197,6 +197,8 @@ def load_into(model: Transformer, tensors: Iterator[tuple[str, torch.Tensor]]) -
             raise WeightLoadError(
                 f"tensor {name} has shape {tuple(piece.shape)}, expected {tuple(dest.shape)}"
             )
+        if not isinstance(piece, torch.Tensor) and isinstance(dest, torch.Tensor):
+            piece = piece.dequantize()  # stored blocks for a destination kept in floats
         dest.copy_(piece)
         seen.add(name)
     missing = sorted(set(targets) - seen)

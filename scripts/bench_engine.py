@@ -4,6 +4,8 @@ Reports decode tokens/s at batch 1 (ours vs `transformers.generate`), decode as 
 the memory-bandwidth limit (weight bytes per token / bandwidth measured here), and the time to
 first token of a second chat turn that shares a long prefix, against a cold prefill.
 Usage: python scripts/bench_engine.py [--model smollm2] [--tokens 128] [--prefix 4096] [--json]
+With --quantized: the GGUF's weights as stored against their fp32 expansion, each in fresh
+processes alternated --rounds times: decode and prefill (--prompt-tokens) tok/s, and RSS.
 """
 
 from __future__ import annotations
@@ -106,6 +108,81 @@ def prefix_reuse(eng: Engine, prefix_tokens: int) -> tuple[float, float, int]:
     return cold, eng.last_timings.prefill_s, eng.last_timings.reused_tokens
 
 
+def _rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MiB."""
+    import resource
+
+    current = 0.0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def quant_child(model: str, path: str, tokens: int, prompt_tokens: int, max_context: int) -> dict:
+    """One process, one weight path ('quant' as stored, 'dequant' expanded to fp32): load,
+    prefill `prompt_tokens`, decode `tokens`; tok/s and RSS (MiB) after import/load/run."""
+    base, _ = _rss_mb()
+    t0 = time.perf_counter()
+    eng = Engine.load(
+        model, device="cpu", dtype="float32", max_context=max_context,
+        dequantize=path == "dequant",
+    )  # fmt: skip
+    load_s = time.perf_counter() - t0
+    loaded, _ = _rss_mb()
+    unit = eng.tokenizer.encode(TEXT)
+    prompt = (unit * (prompt_tokens // len(unit) + 1))[:prompt_tokens]
+    best: dict[str, float] = {"decode": 0.0, "prefill": 0.0}
+    for _ in range(3):
+        eng.reset()
+        for _tok in eng.generate(prompt, tokens, stop_at_eos=False):
+            pass
+        t = eng.last_timings
+        best["decode"] = max(best["decode"], (t.decode_tokens - 1) / t.decode_s)
+        best["prefill"] = max(best["prefill"], prompt_tokens / t.prefill_s)
+    c = eng.model.cfg
+    kv_mb = 2 * c.n_layers * c.n_kv_heads * c.head_dim * max_context * 4 / 2**20
+    _, peak = _rss_mb()
+    file_mb = eng.checkpoint.files[0].stat().st_size / 2**20
+    return {
+        "path": path, "decode_tok_s": round(best["decode"], 2),
+        "prefill_tok_s": round(best["prefill"], 1), "load_s": round(load_s, 2),
+        "rss_base_mb": round(base), "rss_loaded_mb": round(loaded), "rss_peak_mb": round(peak),
+        "kv_cache_mb": round(kv_mb), "file_mb": round(file_mb),
+        "weights_mb": round(eng.model.weight_bytes() / 2**20, 1),
+    }  # fmt: skip
+
+
+def quant_vs_dequant(args: argparse.Namespace) -> dict:
+    """Alternate fresh processes of both paths; medians of decode/prefill tok/s, max RSS."""
+    import statistics
+    import subprocess
+
+    runs: dict[str, list[dict]] = {"quant": [], "dequant": []}
+    for _ in range(args.rounds):
+        for path in runs:
+            cmd = [
+                sys.executable, __file__, "--child", path, "--model", args.model,
+                "--tokens", str(args.tokens), "--prompt-tokens", str(args.prompt_tokens),
+                "--threads", str(args.threads or torch.get_num_threads()),
+            ]  # fmt: skip
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            runs[path].append(json.loads(out.strip().splitlines()[-1]))
+    summary: dict[str, object] = {"threads": args.threads or torch.get_num_threads()}
+    for path, rows in runs.items():
+        for key in ("decode_tok_s", "prefill_tok_s"):
+            summary[f"{path}_{key}"] = round(statistics.median(r[key] for r in rows), 2)
+        for key in ("rss_base_mb", "rss_loaded_mb", "rss_peak_mb", "weights_mb"):
+            summary[f"{path}_{key}"] = max(r[key] for r in rows)
+    summary["file_mb"] = runs["quant"][0]["file_mb"]
+    summary["kv_cache_mb"] = runs["quant"][0]["kv_cache_mb"]
+    summary["decode_speedup"] = round(
+        summary["quant_decode_tok_s"] / summary["dequant_decode_tok_s"], 2  # type: ignore[operator]
+    )
+    return summary
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2")
@@ -113,8 +190,30 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--prefix", type=int, default=4096, help="shared prefix length in tokens")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved decode measurements")
+    ap.add_argument(
+        "--quantized",
+        action="store_true",
+        help="compare the GGUF's weights as stored with the fp32 expansion (tok/s, RSS)",
+    )
+    ap.add_argument("--prompt-tokens", type=int, default=64, help="prefill length (--quantized)")
+    ap.add_argument("--child", choices=("quant", "dequant"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.child:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        row = quant_child(args.model, args.child, args.tokens, args.prompt_tokens, 512)
+        print(json.dumps(row))
+        return 0
+    if args.quantized:
+        rows = quant_vs_dequant(args)
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            width = max(map(len, rows))
+            for key, value in rows.items():
+                print(f"{key:<{width}}  {value}")
+        return 0
     # The machine's bandwidth is measured with every core, whatever --threads says.
     bandwidth = read_bandwidth()
     if args.threads:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tools._denymatch import deny_reason
 from tools._gitconfig import repo_dangers
 from tools._pathcheck import (
     PathError,
@@ -68,7 +69,7 @@ def bash_verdict(
     verdict: Callable[[str, str], Verdict],
     matches: Callable[[str, str], bool],
 ) -> Verdict:
-    analysis = analyze(command)
+    analysis = analyze(command, str(cwd))
     if analysis.error is not None:
         if "NUL byte" in analysis.error:
             return verdict("deny", analysis.error)
@@ -84,21 +85,9 @@ def bash_verdict(
             return verdict("deny", f"plan mode is read-only and {analysis.error}")
         return verdict("ask", analysis.error)
     whole = command.strip()
-    for pattern in tool.denylist:
-        texts = [whole]
-        for cmd in analysis.commands:
-            texts += [cmd.text, cmd.source, *cmd.deny_texts]
-        hit = next((t for t in texts if t and matches(pattern, t)), None)
-        if hit is not None:
-            return verdict("deny", f"`{hit}` matches the denylist pattern {pattern!r}")
-    if tool.denylist:
-        for cmd in analysis.commands:
-            if cmd.opaque:
-                return verdict(
-                    "deny",
-                    f"the program could not be determined ({cmd.opaque}), so the bash denylist "
-                    "cannot be checked",
-                )
+    denied = deny_reason(command, analysis, tool.denylist, matches)
+    if denied is not None:
+        return verdict("deny", denied)
     if tool.permission == "never":
         return verdict("deny", "the bash tool is disabled (permission = never)")
     exact = any(p == whole for p in allow)

@@ -26,9 +26,12 @@ _READS_PATHS = names(
 _PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "jq"})
 _FIND_ACTIONS = names("-exec -execdir -ok -okdir -delete -fprint -fprint0 -fprintf -fls")
 _FORBIDDEN_FLAGS = {
-    "sort": ("-o", "--output", "--compress-program"),
-    "tree": ("-o",),
-    "file": ("-C", "--compile"),
+    "sort": ("-o", "--output", "--compress-program", "--files0-from"),
+    "wc": ("--files0-from",),
+    "du": ("--files0-from",),
+    "tree": ("-o", "-R"),
+    "printf": ("-v",),
+    "file": ("-C", "--compile", "-f", "--files-from"),
     "rg": ("--pre", "--hostname-bin"),
     "date": ("-s", "--set"),
     "hostname": ("-F", "--file", "-b", "--boot"),
@@ -69,24 +72,63 @@ def readonly_check(words: tuple[str, ...]) -> Check:
     name, args = words[0], list(words[1:])
     if "/" in name:
         return f"`{name}` is run by path, not a known read-only command", []
-    if name in _NO_PATHS:
-        return None, []
-    if name not in _READS_PATHS:
+    if name not in _NO_PATHS and name not in _READS_PATHS:
         return f"`{name}` is not a known read-only command", []
     for flag in _FORBIDDEN_FLAGS.get(name, ()):
-        if any(_has_flag(a, flag) for a in args):
-            return f"`{name} {flag}` can write files or run programs", []
+        if any(_has_flag(a, flag) for a in _flags(args)):
+            return f"`{name} {flag}` can write files, run programs or read unlisted files", []
+    if name.endswith("sum") and any(_has_flag(a, "-c") or _has_flag(a, "--check") for a in args):
+        return f"`{name} --check` reads the files a list names", []
+    if name in _NO_PATHS:
+        return None, []
     special = _SPECIAL.get(name)
     if special is not None:
         return special(args)
     positional = _positionals(args)
-    if (
-        name in _PATTERN_FIRST
-        and positional
-        and not any(a in ("-e", "-f", "--regexp") for a in args)
-    ):
+    if name in _PATTERN_FIRST and positional and not any(_pattern_given(name, a) for a in args):
         positional = positional[1:]
-    return None, positional + _option_paths(args)
+    if name == "jq":
+        positional += _values(args, ("-L",))
+    return None, positional + _option_paths(args) + _glued_paths(args)
+
+
+def _flags(args: list[str]) -> list[str]:
+    """The options before `--` (after it every word is an operand)."""
+    return args[: args.index("--")] if "--" in args else args
+
+
+def _pattern_given(name: str, arg: str) -> bool:
+    """Whether `arg` gives grep/rg/jq its pattern or program, so the first operand is a file."""
+    if name == "jq":
+        return _has_flag(arg, "--from-file") or arg == "-f"
+    long = ("--regexp", "--file")
+    if any(_has_flag(arg, flag) for flag in long):
+        return True
+    return arg.startswith("-") and not arg.startswith("--") and ("e" in arg or "f" in arg)
+
+
+def _values(args: list[str], flags: tuple[str, ...]) -> list[str]:
+    """The values of short options that take one (`-L DIR`, `-LDIR`)."""
+    out = []
+    for index, arg in enumerate(args):
+        for flag in flags:
+            if arg == flag and index + 1 < len(args):
+                out.append(args[index + 1])
+            elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("--"):
+                out.append(arg[len(flag) :])
+    return out
+
+
+def _glued_paths(args: list[str]) -> list[str]:
+    """Values glued to a short option that look like paths (`-f/etc/x`, `-T/tmp`, `-O~/x`)."""
+    out = []
+    for arg in _flags(args):
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+            for index in range(2, len(arg)):
+                if arg[index] in "/~." and (arg[index] != "." or "/" in arg[index:]):
+                    out.append(arg[index:])
+                    break
+    return out
 
 
 def _has_flag(arg: str, flag: str) -> bool:
@@ -151,9 +193,29 @@ def _xxd(args: list[str]) -> Check:
 
 
 def _date(args: list[str]) -> Check:
-    if any(not a.startswith(("-", "+")) for a in args):
-        return "`date` with an argument may set the clock", []
-    return None, []
+    paths: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        name, eq, value = arg.partition("=")
+        if arg.startswith("--") and len(name) > 2:
+            takes = any(f.startswith(name) for f in ("--file", "--reference", "--date"))
+            if takes and not eq and index < len(args):
+                value, index = args[index], index + 1
+            if "--file".startswith(name) or "--reference".startswith(name):
+                paths.append(value)
+            continue
+        if arg[:2] in ("-f", "-r", "-d"):
+            value = arg[2:]
+            if not value and index < len(args):
+                value, index = args[index], index + 1
+            if arg[:2] != "-d":
+                paths.append(value)
+            continue
+        if not arg.startswith(("-", "+")):
+            return "`date` with an argument may set the clock", []
+    return None, paths
 
 
 def _hostname(args: list[str]) -> Check:
@@ -212,8 +274,14 @@ def _git(args: list[str]) -> Check:
         return "`git help` with these options starts a viewer program", []
     if sub in ("diff", "grep") and any(_has_flag(a, "--no-index") for a in rest):
         paths += _positionals(rest)
-    paths += [p for p in _positionals(rest) if p.startswith(("/", "~", "."))]
-    paths += _option_paths(rest)
+    for word in _positionals(rest):
+        if "/" in word or word.startswith(("~", ".")):
+            paths.append(word)
+        if ":" in word and not word.startswith(":"):  # `HEAD:.env`, `main:~/x`
+            tail = word.split(":", 1)[1]
+            if tail and "://" not in word:
+                paths.append(tail)
+    paths += _option_paths(rest) + _glued_paths(rest)
     reason = _git_subcommand(sub, rest)
     return reason, paths
 

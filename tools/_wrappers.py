@@ -98,7 +98,9 @@ _WRAPPERS: dict[str, _Spec] = {
     "TIME": _spec(),  # the `time` keyword (see bash_analysis)
 }
 # Programs whose later words may be a command run elsewhere: the denylist sees their suffixes.
-_SUFFIX_ONLY = frozenset({"ssh", "su", "sg", "newgrp", "script", "parallel", "dbus-run-session"})
+_SUFFIX_ONLY = frozenset(
+    ["ssh", "su", "sg", "newgrp", "script", "parallel", "dbus-run-session", "xvfb-run", "gdb", "tmux", "screen", "sshpass", "bwrap", "dtach", "mpirun", "srun", "sem"]
+)
 _SCRIPT_OPTIONS = {
     "env": ("S", "split-string"),
     "flock": ("c", "command"),
@@ -270,6 +272,8 @@ def _program_specifics(out: Resolution) -> None:
         else:
             out.stdin_code = True
     elif name == "eval":
+        if args[:1] == ("--",):
+            args, dyn = args[1:], dyn[1:]
         if any(dyn):
             out.opaque = "`eval` of variables or substitutions"
         elif args:
@@ -292,6 +296,10 @@ def _program_specifics(out: Resolution) -> None:
             out.stdin_code = True
     elif name == "find":
         out.runs += _find_execs(args, dyn)
+        if "-delete" in args:  # deletes like `rm -rf ROOTS`
+            first = next((i for i, a in enumerate(args) if a[:1] in ("-", "(", "!")), len(args))
+            roots = list(args[:first])
+            out.deny_texts.append(" ".join(["rm", "-rf", *(roots or ["."])]))
 
 
 def _find_execs(

@@ -27,6 +27,9 @@ class ToolContext:
     # The most bytes of text the caller keeps from one result (the loop's max_tool_output_bytes):
     # tools that page (read_file, grep) or capture (bash) fit their whole answer within it.
     output_cap: int | None = None
+    # The call being run, and the agent running it (for tools that run agents: `task`).
+    call_id: str = ""
+    host: Any = None
 
 
 @dataclass
@@ -56,10 +59,15 @@ class Tool(ABC):
 
 
 def tool_schema(tool: Tool | type[Tool]) -> dict[str, Any]:
-    """The OpenAI function-tool description of `tool`, with a clean JSON schema of its `Args`."""
-    schema = tool.Args.model_json_schema()
-    defs = schema.pop("$defs", {})
-    parameters = _clean(_inline_refs(schema, defs))
+    """The OpenAI function-tool description of `tool`, with a clean JSON schema of its `Args`
+    (or, for a tool that brings its own JSON schema as `input_schema`, e.g. MCP, that one)."""
+    raw = getattr(tool, "input_schema", None)
+    if raw is not None:
+        parameters = {"type": "object", **raw}
+    else:
+        schema = tool.Args.model_json_schema()
+        defs = schema.pop("$defs", {})
+        parameters = _clean(_inline_refs(schema, defs))
     parameters.setdefault("properties", {})
     return {
         "type": "function",

@@ -13,6 +13,9 @@ from typing import Any
 
 import bashlex
 
+from tools._denyscan import STDIN_SHELLS, code_texts, extras
+from tools._denyscan import Context as ScanContext
+from tools._shellquote import static_word
 from tools._wrappers import SHELLS, Resolution, resolve
 
 __all__ = ["SHELLS", "Analysis", "Redirect", "SimpleCommand", "analyze", "inner_commands"]
@@ -48,6 +51,7 @@ class SimpleCommand:
     wrappers: tuple[str, ...] = ()  # the wrappers peeled (`nice`, `sudo`, `env`, …)
     deny_texts: tuple[str, ...] = ()  # normalized spellings the denylist is matched against
     opaque: str | None = None  # why the program cannot be determined statically
+    script_files: tuple[str, ...] = ()  # script files it runs, read and analysed (`bash x.sh`)
 
     @property
     def text(self) -> str:
@@ -67,15 +71,17 @@ class Analysis:
     error: str | None = None
 
 
-def analyze(command: str) -> Analysis:
-    """Parse `command`; never raises (a parse failure is reported in `Analysis.error`)."""
+def analyze(command: str, cwd: str | None = None) -> Analysis:
+    """Parse `command`; never raises (a parse failure is reported in `Analysis.error`).
+
+    `cwd`: where script files the command runs (`bash x.sh`, `source x`) are read from."""
     if not command.strip():
         return Analysis(error="the command is empty")
     if "\x00" in command:
         return Analysis(error="the command contains a NUL byte")
     out: list[SimpleCommand] = []
     try:
-        _parse_into(command, out, depth=0)
+        _parse_into(command, out, depth=0, scan=ScanContext(cwd))
     except _Unsupported as exc:
         return Analysis(error=str(exc))
     except RecursionError:
@@ -108,7 +114,10 @@ def _prepare(source: str) -> tuple[str, set[int]]:
     return text, times
 
 
-def _parse_into(source: str, out: list[SimpleCommand], depth: int) -> None:
+def _parse_into(
+    source: str, out: list[SimpleCommand], depth: int, scan: ScanContext | None = None
+) -> None:
+    scan = scan or ScanContext(None)
     if depth > _MAX_DEPTH:
         raise _Unsupported("commands nested too deeply")
     prepared, times = _prepare(source)
@@ -117,7 +126,7 @@ def _parse_into(source: str, out: list[SimpleCommand], depth: int) -> None:
     except Exception as exc:  # bashlex raises many types, including NotImplementedError
         detail = str(exc).strip() or type(exc).__name__
         raise _Unsupported(f"could not parse the command ({detail})") from None
-    walker = _Walker(source, out, depth, times)
+    walker = _Walker(source, out, depth, times, scan)
     for node in nodes:
         walker.visit(node, piped=False)
 
@@ -128,6 +137,10 @@ class _Walker:
     out: list[SimpleCommand]
     depth: int
     times: set[int] = field(default_factory=set)
+    scan: ScanContext = field(default_factory=lambda: ScanContext(None))
+
+    def parse(self, script: str) -> None:
+        _parse_into(script, self.out, self.depth + 1, self.scan)
 
     def visit(self, node: Any, piped: bool) -> None:
         kind = node.kind
@@ -162,13 +175,17 @@ class _Walker:
     def _parameter(self, part: Any, word: Any) -> None:
         """`${X:-$(cmd)}`: bashlex keeps the inside as text; find and parse its commands."""
         text = self.source[part.pos[0] : max(word.pos[1], part.pos[1])]
+        if "@P" in text or "@p" in text.split("}")[0]:
+            reason = f"`@P` expands a variable as a prompt, which runs commands ({text})"
+            self.out.append(SimpleCommand(words=(), source=text, opaque=reason))
+            return
         inner = inner_commands(text)
         if inner is None:
             reason = f"a parameter expansion runs commands that could not be analysed ({text})"
             self.out.append(SimpleCommand(words=(), source=text, opaque=reason))
             return
         for script in inner:
-            _parse_into(script, self.out, self.depth + 1)
+            self.parse(script)
 
     def _command(self, node: Any, piped: bool) -> None:
         words: list[str] = []
@@ -177,11 +194,11 @@ class _Walker:
         redirects: list[Redirect] = []
         for part in node.parts:
             if part.kind == "word":
-                word = _word(part, self.source)
+                word, is_dynamic = _word_of(part, self.source)
                 if not words and part.pos[0] in self.times and word == "TIME":
                     word = "TIME"  # the keyword; `_wrappers` peels it like `time`
                 words.append(word)
-                dynamic.append(_is_dynamic(part))
+                dynamic.append(is_dynamic)
                 self.visit(part, piped=False)
             elif part.kind == "assignment":
                 assignments.append(part.word)
@@ -203,9 +220,14 @@ class _Walker:
         piped: bool = False,
     ) -> None:
         found = resolve(words, dynamic)
-        opaque = found.opaque
+        extra = extras(found, words, dynamic, assignments, redirects, self.scan)
+        found.deny_texts += extra.texts
+        opaque = found.opaque or extra.opaque
         for script in found.scripts:
-            _parse_into(script, self.out, self.depth + 1)
+            self.parse(script)
+        for script in extra.scripts:
+            opaque = self._try_parse(script) or opaque
+        found.stdin_code = found.stdin_code or extra.stdin_code
         if found.stdin_code and opaque is None:
             opaque = self._stdin_code(found, redirects, piped)
         unwrapped = (
@@ -226,10 +248,21 @@ class _Walker:
                 wrappers=found.wrappers,
                 deny_texts=tuple(dict.fromkeys(found.deny_texts)),
                 opaque=opaque,
+                script_files=tuple(extra.files),
             )
         )
         for run_words, run_dynamic in found.runs:  # `find -exec CMD ;`
             self._emit(run_words, run_dynamic, " ".join(run_words))
+
+    def _try_parse(self, script: str) -> str | None:
+        """Parse `script` into the commands; why not, instead of failing the whole line."""
+        try:
+            self.parse(script)
+        except _Unsupported as exc:
+            return f"runs commands that could not be analysed ({exc})"
+        except RecursionError:
+            return "runs commands nested too deeply"
+        return None
 
     def _stdin_code(
         self, found: Resolution, redirects: list[Redirect] | tuple[Redirect, ...], piped: bool
@@ -240,8 +273,9 @@ class _Walker:
             if redirect.op in ("<<", "<<-", "<<<"):
                 if redirect.dynamic or redirect.body is None:
                     return f"`{found.name}` runs a here-document built from substitutions"
-                if found.name in SHELLS:
-                    _parse_into(redirect.body, self.out, self.depth + 1)
+                if found.name in STDIN_SHELLS or not found.name:
+                    return self._try_parse(redirect.body)
+                found.deny_texts += code_texts(redirect.body)
                 return None
             if redirect.op == "<" and found.name in SHELLS:
                 return None  # a script file, like `bash script.sh`
@@ -265,16 +299,17 @@ class _Walker:
                     reason = "a here-document runs commands that could not be analysed"
                     self.out.append(SimpleCommand(words=(), source=body, opaque=reason))
                 for script in inner or ():
-                    _parse_into(script, self.out, self.depth + 1)
+                    self.parse(script)
             return Redirect(op, None, dynamic=dynamic, body=body)
         target = node.output
         if isinstance(target, int) or target is None:
             return Redirect(op, None)
         for part in getattr(target, "parts", []):
             self.visit(part, piped=False)
+        word, is_dynamic = _word_of(target, self.source)
         if op == "<<<":
-            return Redirect(op, None, dynamic=_is_dynamic(target), body=target.word)
-        return Redirect(op, _word(target, self.source), dynamic=_is_dynamic(target))
+            return Redirect(op, None, dynamic=is_dynamic, body=word)
+        return Redirect(op, word, dynamic=is_dynamic)
 
 
 def inner_commands(text: str) -> list[str] | None:
@@ -366,6 +401,17 @@ def _unquote(text: str) -> str | None:
             out.append(char)
             i += 1
     return "".join(out)
+
+
+def _word_of(word: Any, source: str) -> tuple[str, bool]:
+    """(the word as bash passes it, whether it expands something that cannot be known)."""
+    if word.pos[1] <= len(source):
+        text = source[word.pos[0] : word.pos[1]]
+        if not text.startswith("~"):
+            static = static_word(text)
+            if static is not None:
+                return static, False
+    return _word(word, source), _is_dynamic(word)
 
 
 def _word(word: Any, source: str) -> str:

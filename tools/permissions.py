@@ -57,6 +57,7 @@ SessionRule = tuple[str, str]  # (tool name, pattern) the user allowed for this 
 READ_TOOLS = frozenset({"read_file", "grep", "todo"})
 EDIT_TOOLS = frozenset({"write_file", "edit"})
 PATH_TOOLS = frozenset({"read_file", "grep", "write_file", "edit"})
+READ_PATH_TOOLS = frozenset({"read_file", "grep"})
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ class PermissionPolicy:
     outside_workdir: Literal["ask", "deny"] = "ask"
     protected: tuple[Path, ...] = ()
     read_only_tools: frozenset[str] = READ_TOOLS
+    # Plan mode (issue 22): the one file write_file/edit may write without asking, wherever it
+    # is ($VIBE_HOME/plans/<session id>.md); matched exactly, after resolving symlinks.
+    plan_file: Path | None = None
+    # Skills (issue 22): folders read_file/grep may read although outside the working folder
+    # (the skills the user installed or trusted, so the model can read their bundled files).
+    read_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,12 @@ def _tool(
             return Verdict("deny", f"{subject} matches the denylist pattern {pattern!r}")
     if tool.permission == "never":
         return Verdict("deny", f"the {name} tool is disabled (permission = never)")
+    if where is not None and name in EDIT_TOOLS and _is_plan_file(where.path, policy):
+        return Verdict("allow", f"{name} writes the plan file")
+    if where is not None and not where.inside and name in READ_PATH_TOOLS:  # skill files
+        skill_root = next((r for r in policy.read_roots if where.path.is_relative_to(r)), None)
+        if skill_root is not None and not is_secret(where.path, policy.protected):
+            return Verdict("allow", f"{name} reads a skill's files in {skill_root}")
     if policy.read_only and name not in policy.read_only_tools:
         return Verdict("deny", f"plan mode is read-only: {name} is not allowed")
     patterns = [p for p in allow if any(matches(p, t) for t in (targets or [""]))]
@@ -209,6 +222,12 @@ def _tool(
     if policy.auto_edits and name in EDIT_TOOLS:
         return Verdict("allow", f"accept-edits mode allows {name} inside the working directory")
     return Verdict("ask", f"{name} needs approval")
+
+
+def _is_plan_file(path: Path, policy: PermissionPolicy) -> bool:
+    # Only the file itself: a symlink planted at its name resolves elsewhere and does not match.
+    plan = policy.plan_file
+    return plan is not None and path == Path(os.path.realpath(plan.parent)) / plan.name
 
 
 def session_pattern(

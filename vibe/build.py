@@ -21,9 +21,13 @@ if TYPE_CHECKING:
     from tools.permissions import PermissionPolicy as Policy
     from vibe.agent.approval import Approver
     from vibe.agent.budget import Limits
+    from vibe.agent.interaction import Interaction
     from vibe.agent.loop import Agent
+    from vibe.agent.turn import TurnExtras
+    from vibe.mcp.session import McpBinding
     from vibe.providers.base import Provider
     from vibe.session import Session
+    from vibe.skills import SkillSet
 
 ProviderFactory = Callable[[ModelConfig, ProviderConfig, LoadedConfig], "Provider"]
 AlwaysHook = Callable[[str, str], None]
@@ -40,6 +44,8 @@ class Run:
     cwd: Path
     loaded: LoadedConfig
     add_dirs: tuple[Path, ...] = ()  # --add-dir folders the tools may also work in
+    mcp: McpBinding | None = None  # the MCP servers of the session (vibe.mcp.session)
+    extras: TurnExtras | None = None  # skills, plan mode, AGENTS.md below cwd (vibe.agent.turn)
 
 
 def workdir(value: str | None) -> Path:
@@ -130,25 +136,46 @@ def build_tools(
     mode: ModeConfig,
     enabled: list[str] | None = None,
     disabled: list[str] | None = None,
+    extras: dict[str, Tool] | None = None,
 ) -> dict[str, Tool]:
-    """The built-in tools with their [tools.NAME] settings, narrowed by the mode and flags."""
+    """The built-in tools with their [tools.NAME] settings, narrowed by the mode and flags;
+    `extras`: skill, ask_user_question, exit_plan_mode where offered (vibe.agent.turn)."""
     from tools.registry import builtin_tools
     from vibe.agent.policy import select_tools
+    from vibe.subagents import TaskTool
 
     try:
         raw = {name: t.model_dump(exclude_none=True) for name, t in loaded.config.tools.items()}
-        hidden = {p.api_key_env_var for p in loaded.config.providers if p.api_key_env_var}
-        available = builtin_tools(raw, hidden_env=hidden | {"MISTRAL_API_KEY"})
+        available = {**builtin_tools(raw, hidden_env=hidden_env(loaded)), **(extras or {})}
+        available["task"] = TaskTool(loaded)  # subagents (vibe.subagents)
     except ValueError as exc:
         raise ConfigError(str(loaded.config_file), "tools", str(exc)) from exc
-    return select_tools(available, mode, enabled, disabled or ())
+    later = [s.name + "_" for s in loaded.config.mcp_servers]  # MCP tools come when they start
+    return select_tools(available, mode, enabled, disabled or (), later=later)
 
 
-def mode_policy(loaded: LoadedConfig, mode: ModeConfig, dirs: tuple[Path, ...] = ()) -> Policy:
-    """The permission policy of `mode`: its safety level, the [tools.*] tables, the folders."""
+def hidden_env(loaded: LoadedConfig) -> list[str]:
+    """The providers' key variables: withheld from tools and hooks like secret-looking names."""
+    names = {p.api_key_env_var for p in loaded.config.providers if p.api_key_env_var}
+    return sorted(names | {"MISTRAL_API_KEY"})
+
+
+def mode_policy(
+    loaded: LoadedConfig, mode: ModeConfig, dirs: tuple[Path, ...] = (), extras: TurnExtras | None = None
+) -> Policy:
+    """The permission policy of `mode`: its safety level, the [tools.*] tables, the folders;
+    `extras`: in plan mode its plan file may be written without asking; its skills' folders
+    may be read (vibe.agent.turn)."""
     from vibe.agent.policy import build_policy
 
-    return build_policy(loaded.config, mode, extra_roots=dirs, protected=(loaded.env_file,))
+    return build_policy(
+        loaded.config,
+        mode,
+        extra_roots=dirs,
+        protected=(loaded.env_file,),
+        plan_file=extras.plan_file if extras else None,
+        read_roots=extras.read_roots() if extras else (),
+    )
 
 
 def system_prompt(
@@ -157,9 +184,11 @@ def system_prompt(
     mode: ModeConfig,
     tool_names: list[str],
     dirs: tuple[Path, ...] = (),
+    skills: SkillSet | None = None,
 ) -> str:
     """The system prompt of `mode` with these tools (AGENTS.md only when the folder is trusted)."""
     from vibe.agent.prompts import build_system_prompt
+    from vibe.skills import skills_prompt
 
     return build_system_prompt(
         cwd,
@@ -167,6 +196,8 @@ def system_prompt(
         trusted=loaded.trusted,
         mode_prompt=mode.system_prompt,
         extra_dirs=dirs,
+        home=loaded.home,
+        skills_section=skills_prompt(skills.skills.values()) if skills else "",
     )
 
 
@@ -202,33 +233,49 @@ def assemble(
     disabled: list[str] | None = None,
     dirs: tuple[Path, ...] = (),
     warn: Callable[[str], None] | None = None,
+    mcp: McpBinding | None = None,
+    interaction: Interaction | None = None,
 ) -> Run:
     """Mode + model alias (else the mode's, else the config's) → tools, provider, session (a
     new one unless given), Agent. Bad config raises ConfigError before anything is created.
     `dirs`: the --add-dir folders; `warn`: shows a warning to the user (the TUI's notify)."""
     from vibe.agent.budget import Limits
     from vibe.agent.loop import Agent, AgentSettings
+    from vibe.agent.turn import turn_extras
+    from vibe.hooks import hooks_for, load_hooks
     from vibe.session import Session
 
     model, provider_config = loaded.resolve_model(model_alias or mode.active_model)
     tools = build_tools(loaded, mode, enabled, disabled)
+    hook_configs = load_hooks(loaded, cwd)  # a bad hooks.toml stops here (ConfigError)
     policy = mode_policy(loaded, mode, dirs)
     provider = provider_factory(model, provider_config, loaded)
     keys = known_secrets(loaded) if secrets is None else secrets
     if session is None:
         session = Session.create(loaded.home, cwd, model=model.key, secrets=keys)
+    extras = turn_extras(loaded, cwd, mode, session, interaction)  # skills, plan mode
+    tools = build_tools(loaded, mode, enabled, disabled, extras=extras.tools_for(mode))
+    policy = mode_policy(loaded, mode, dirs, extras)
     settings = AgentSettings(
         model=model,
         policy=policy,
         cwd=cwd,
         limits=limits or Limits(),
-        system_prompt=system_prompt(loaded, cwd, mode, list(tools), dirs),
+        system_prompt=system_prompt(loaded, cwd, mode, list(tools), dirs, extras.skills),
         max_tool_output_bytes=loaded.config.max_tool_output_bytes,
+        annotate=extras.annotate,
         on_always=always_saver(loaded, warn),
         secrets=keys,
     )
     agent = Agent(provider, tools, approver, settings, session)
-    return Run(agent, session, model, mode, cwd, loaded, dirs)
+    if hook_configs:
+        agent.settings.hooks = hooks_for(hook_configs, agent, hidden_env(loaded))
+    run = Run(agent, session, model, mode, cwd, loaded, dirs, extras=extras)
+    from vibe.mcp.session import attach, mcp_secrets
+
+    keys.extend(k for k in mcp_secrets(loaded) if k not in keys)
+    run.mcp = attach(run, loaded, enabled, disabled or (), warn, existing=mcp)
+    return run
 
 
 def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:

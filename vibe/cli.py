@@ -69,7 +69,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         prog="vibe",
         description="A coding agent for the terminal, built for Mistral models.",
         epilog="Commands: `vibe run PROMPT` (headless), `vibe config check`, "
-        "`vibe engine generate|bench` (local engine). `vibe run --help` for CI flags.",
+        "`vibe engine generate|bench` (local engine), `vibe mcp list|add|remove` (MCP servers). `vibe run --help` for CI flags.",
     )
     p.add_argument("prompt", nargs="?", help="first message to send")
     p.add_argument("--version", action="version", version=f"vibe {__version__}")
@@ -125,6 +125,10 @@ def _dispatch(argv: list[str]) -> int:
         return config_main(argv[1:])
     if argv and argv[0] == "engine":
         return _engine(argv[1:])
+    if argv and argv[0] == "mcp":
+        from vibe.mcp.cli import main as mcp_main
+
+        return mcp_main(argv[1:])
     parser = build_main_parser()
     # parse_known_args: `vibe -p PROMPT` takes every `vibe run` flag (--output, --max-turns…).
     args, unknown = parser.parse_known_args(argv)

@@ -87,6 +87,27 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True)
+class HookEvent:
+    """A hook ran (vibe.hooks). decision: allow | deny | rewrite | warning (failed, ignored)."""
+
+    name: str
+    type: str  # pre_tool | post_tool | post_agent
+    decision: str
+    message: str = ""
+    tool_name: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SubagentEvent:
+    """An event of a subagent run by the `task` call `parent_call_id` (vibe.subagents)."""
+
+    parent_call_id: str
+    agent: str
+    event: Any
+
+
+@dataclass(frozen=True)
 class TurnFinished:
     """The run ended. status: completed | limit | error | interrupted. `warnings`: what was not
     a plain success although the run completed (an empty or reasoning-only answer, ...)."""
@@ -111,5 +132,7 @@ Event = (
     | Compacted
     | UsageUpdated
     | ErrorEvent
+    | HookEvent
+    | SubagentEvent
     | TurnFinished
 )

@@ -23,6 +23,8 @@ from vibe.events import (
     Compacted,
     ErrorEvent,
     Event,
+    HookEvent,
+    SubagentEvent,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
@@ -43,11 +45,12 @@ class _Output:
     started: float = field(default_factory=time.monotonic)
     denials: list[dict[str, Any]] = field(default_factory=list)
     context: dict[str, Any] | None = None  # the last UsageUpdated: used/threshold tokens
+    extra: dict[str, Any] = field(default_factory=dict)  # a subagent's: parent_tool_call_id
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
 
     def line(self, obj: dict[str, Any]) -> None:
-        text = redact(json.dumps(obj, ensure_ascii=False), self.secrets)
+        text = redact(json.dumps({**obj, **self.extra}, ensure_ascii=False), self.secrets)
         self.out.write(text + "\n")
         self.out.flush()
 
@@ -104,6 +107,18 @@ class _Output:
             case ErrorEvent(message=msg):
                 if stream:
                     self.line({"type": "error", "message": msg})
+            case HookEvent():
+                if stream:
+                    self.line(_hook(event))
+                elif event.decision in ("deny", "warning") and self.fmt == "text":
+                    self.note(f"hook {event.name}: {event.message}")
+            case SubagentEvent(event=inner) if not isinstance(inner, TurnFinished | UsageUpdated):
+                saved = self.extra
+                self.extra = {"parent_tool_call_id": event.parent_call_id, "subagent": event.agent}
+                try:
+                    self.event(inner)
+                finally:
+                    self.extra = saved
             case _:
                 pass
 
@@ -148,6 +163,18 @@ def _tool_result(event: ToolCallFinished) -> dict[str, Any]:
     if event.diff:
         obj["diff"] = event.diff
     return obj
+
+
+def _hook(event: HookEvent) -> dict[str, Any]:
+    return {
+        "type": "hook",
+        "name": event.name,
+        "hook_event_name": event.type,
+        "decision": event.decision,
+        "message": event.message,
+        "tool_name": event.tool_name,
+        "tool_call_id": event.call_id,
+    }
 
 
 def _failed(exc: VibeError) -> TurnFinished:
@@ -200,9 +227,16 @@ async def _drive(run: Any, prompt: str, output: _Output) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, run.agent.interrupt)
     try:
+        if run.mcp is not None:  # MCP servers up (or reported) first: `init` lists their tools
+            from vibe.mcp.session import start_headless
+
+            await start_headless(run, output.line if output.fmt == "stream-json" else None,
+                                 output.note)
         output.init(run.model.key, run.cwd, list(run.agent.tools))
         fin: TurnFinished | None = None
-        async for event in run.agent.run(prompt):
+        from vibe.agent.turn import headless_turn
+
+        async for event in headless_turn(run, prompt):  # skills, plan mode (vibe.agent.turn)
             if isinstance(event, TurnFinished):
                 fin = event
             else:
@@ -214,6 +248,8 @@ async def _drive(run: Any, prompt: str, output: _Output) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         run.session.close()
+        if run.mcp is not None:  # every server process is gone before vibe exits
+            await run.mcp.aclose()
         try:
             await run.agent.provider.aclose()
         except Exception:  # closing must not change the outcome

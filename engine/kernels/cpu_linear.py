@@ -91,7 +91,10 @@ def enabled() -> bool:
 
 
 def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x [..., K] @ w[N, K].T, like `F.linear(x, w)` without bias."""
+    """x [..., K] @ w[N, K].T, like `F.linear(x, w)` without bias. `w` may also be a
+    quantized matrix (`engine.quant.QuantWeight`), which runs its own kernel."""
+    if not isinstance(w, torch.Tensor):
+        return w.linear(x)
     K = x.shape[-1]
     M = x.numel() // K if K else 0
     if (

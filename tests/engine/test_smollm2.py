@@ -21,7 +21,9 @@ def engine():
     # One thread: on a shared 2-core CI box, OpenMP spinning makes two threads several times slower.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    eng = Engine.load("smollm2", device="cpu", dtype="float32", max_context=512)
+    eng = Engine.load(
+        "smollm2", device="cpu", dtype="float32", max_context=512, dequantize=True
+    )  # the fp32 path against transformers; test_quant.py compares the quantized one
     yield eng
     eng.close()
     torch.set_num_threads(threads)

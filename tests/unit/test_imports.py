@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "textual", "transformers", "triton", "safetensors", "engine")
+HEAVY = ("torch", "textual", "transformers", "triton", "safetensors", "engine", "yaml", "mcp", "mcp_types")
 
 
 def imported_modules(*argv: str) -> set[str]:
@@ -32,7 +32,9 @@ def imported_modules(*argv: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("argv", [("--version",), ("run", "--help"), ("--help",)])
+@pytest.mark.parametrize(
+    "argv", [("--version",), ("run", "--help"), ("--help",), ("mcp", "--help")]
+)
 def test_fast_paths_do_not_import_heavy_packages(argv):
     loaded = imported_modules(*argv)
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
@@ -132,3 +134,12 @@ def test_the_checker_sees_lazy_and_relative_imports():
     names = dict(_imports(pkg))
     assert names.get("vibe.providers.mistral.MistralProvider") is True
     assert names.get("vibe.errors.ConfigError") is False
+
+
+def test_the_mcp_sdk_is_imported_only_lazily():
+    """The SDK (about a second to import) loads when servers start, never at module level."""
+
+    def rule(mod: str, name: str, lazy: bool) -> str:
+        return "import it inside the function" if _under(name, "mcp", "mcp_types") and not lazy else ""
+
+    assert _violations("vibe", rule) == []

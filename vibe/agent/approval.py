@@ -17,6 +17,7 @@ class ApprovalRequest:
     arguments: dict[str, Any]
     reason: str  # why it asks, e.g. "writes outside the working directory"
     session_pattern: str  # suggested pattern for "allow for this session", e.g. "git *"
+    agent: str | None = None  # the subagent that asks (a `task` child), None: the main agent
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from vibe.events import (
     TurnFinished,
     UsageUpdated,
 )
+from vibe.hooks import points as hook_points
 from vibe.messages import Message, ToolCall, Usage
 from vibe.providers.base import (
     ChatRequest,
@@ -96,6 +97,13 @@ class AgentSettings:
     on_always: Callable[[str, str], None] | None = None
     # Keys redacted from tool output before the model, the event stream and the session see it.
     secrets: list[str] = field(default_factory=list)
+    hooks: Any = None  # vibe.hooks.Hooks: pre_tool / post_tool / post_agent commands
+    # (tool, raw arguments, status, text) → text: adds a subfolder's AGENTS.md once
+    # (vibe.agent.nested_rules.NestedRules.annotate); None in an untrusted folder.
+    annotate: Callable[[str, str, str, str], str] | None = None
+    # Awaited before a turn's first model call (vibe.mcp: wait for servers still starting,
+    # then offer their tools through set_tools).
+    before_turn: Callable[[], Awaitable[None]] | None = None
 
 
 class Agent:
@@ -195,6 +203,9 @@ class Agent:
         try:
             async with asyncio.timeout(budget.time_left()) as deadline:
                 self._append(Message("user", prompt))
+                if self.settings.before_turn is not None:
+                    await self.settings.before_turn()
+                retries = 0
                 while True:
                     budget.check()
                     await self._before_query()
@@ -204,6 +215,9 @@ class Agent:
                         self._warnings += warnings
                         if truncated:
                             raise LimitReached(truncated)
+                        if self.settings.hooks and await hook_points.after_answer(self, retries):
+                            retries += 1  # a post_agent hook sent the agent back to work
+                            continue
                         break
                     await self._execute(reply.tool_calls)
         except TimeoutError as exc:
@@ -355,10 +369,14 @@ class Agent:
             await asyncio.wait(before)
         started = time.monotonic()
         status, text, diff, data = await self._invoke(call)
+        if self.settings.annotate is not None:  # a subfolder's AGENTS.md, the first time
+            text = self.settings.annotate(call.name, call.arguments, status, text)
         secrets = self.settings.secrets
         text = _cap(redact(text, secrets), self.settings.max_tool_output_bytes)
         diff = redact(diff, secrets) if diff else diff
         ms = int((time.monotonic() - started) * 1000)
+        if self.settings.hooks:
+            text = await hook_points.after_tool(self, call, status, text, ms)
         message = Message("tool", text, tool_call_id=call.id, name=call.name)
         self.session.append(message, remember=False)  # before anyone hears it finished
         self._emit(ToolCallFinished(call.id, call.name, status, text, diff, data, ms))
@@ -393,6 +411,10 @@ class Agent:
             return "denied", f"Denied by the permission policy: {verdict.reason}", None, None
         if refusal is not None:
             return "denied", refusal, None, None
+        if self.settings.hooks:
+            stop, args = await hook_points.before_tool(self, call, tool, args, raw)
+            if stop is not None:
+                return stop
         cancel = asyncio.Event()
         secrets = self.settings.secrets
         ctx = ToolContext(
@@ -400,6 +422,8 @@ class Agent:
             lambda out: self._emit(ToolOutput(call.id, redact(out, secrets))),
             cancel,
             output_cap=self.settings.max_tool_output_bytes,
+            call_id=call.id,
+            host=self,
         )
         try:
             result = await tool.run(args, ctx)

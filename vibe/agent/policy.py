@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from tools.base import Tool
-from tools.permissions import PermissionPolicy, tool_policies
+from tools.permissions import READ_TOOLS, PermissionPolicy, tool_policies
+from vibe.agent.plan import QUIET_TOOLS
 from vibe.config import ModeConfig, ToolConfig, VibeConfig
 from vibe.config.trust import write_text_atomic
 from vibe.errors import ConfigError, UsageError
@@ -34,6 +36,8 @@ def build_policy(
     *,
     extra_roots: Iterable[Path] = (),
     protected: Iterable[Path] = (),
+    plan_file: Path | None = None,
+    read_roots: Iterable[Path] = (),
 ) -> PermissionPolicy:
     """safe → read-only, neutral → ask for writes, destructive → edits run, yolo → all run.
     Denylists and `never` win in every mode. `extra_roots`: the --add-dir folders (inside the
@@ -43,6 +47,10 @@ def build_policy(
         name: cfg.model_dump(include={"permission", "allowlist", "denylist"}, exclude_none=True)
         for name, cfg in tool_configs(config, mode).items()
     }
+    # skill, ask_user_question, exit_plan_mode and task (its subagent's calls are checked
+    # one by one, read-only in plan mode) run unless configured
+    for name in (*QUIET_TOOLS, "task"):
+        tables.setdefault(name, {}).setdefault("permission", "always")
     try:
         tools = tool_policies(tables)
     except ValueError as exc:
@@ -55,6 +63,9 @@ def build_policy(
         extra_roots=tuple(extra_roots),
         outside_workdir=config.outside_workdir,
         protected=tuple(protected),
+        read_only_tools=READ_TOOLS | QUIET_TOOLS | {"task"},
+        plan_file=plan_file if mode.safety == "safe" else None,
+        read_roots=tuple(read_roots),
     )
 
 
@@ -63,22 +74,40 @@ def select_tools(
     mode: ModeConfig,
     enabled: Iterable[str] | None = None,
     disabled: Iterable[str] = (),
+    *,
+    strict: bool = True,
+    later: Iterable[str] = (),
 ) -> dict[str, Tool]:
-    """The tools the model sees: the mode's selection narrowed by --enabled/--disabled-tools."""
+    """The tools the model sees: the mode's selection narrowed by --enabled/--disabled-tools.
+    Names may be globs (`github_*`). `strict`: a plain name that is no tool is an error, unless
+    it starts with one of `later` (the `server_` prefixes of MCP tools that arrive later)."""
     enabled = list(enabled) if enabled is not None else None
     disabled = list(disabled)
-    unknown = [n for n in (enabled or []) + disabled if n not in tools]
-    if unknown:
+    prefixes = tuple(later)
+    unknown = [
+        n
+        for n in (enabled or []) + disabled
+        if n not in tools and not _is_glob(n) and not (prefixes and n.startswith(prefixes))
+    ]
+    if unknown and strict:
         raise UsageError(
             f"unknown tool {unknown[0]!r}; available tools: {', '.join(sorted(tools))}"
         )
     names = list(tools)
     if mode.enabled_tools is not None:
-        names = [n for n in names if n in mode.enabled_tools]
+        names = [n for n in names if _matches(n, mode.enabled_tools)]
     if enabled is not None:
-        names = [n for n in names if n in enabled]
-    skip = set(disabled) | set(mode.disabled_tools)
-    return {n: tools[n] for n in names if n not in skip}
+        names = [n for n in names if _matches(n, enabled)]
+    skip = [*disabled, *mode.disabled_tools]
+    return {n: tools[n] for n in names if not _matches(n, skip)}
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(name == p or (_is_glob(p) and fnmatchcase(name, p)) for p in patterns)
 
 
 def parse_tool_list(value: str | None) -> list[str] | None:

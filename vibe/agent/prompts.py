@@ -28,10 +28,15 @@ def build_system_prompt(
     today: datetime.date | None = None,
     root: Path | None = None,
     extra_dirs: Iterable[Path] = (),
+    home: Path | None = None,
+    skills_section: str = "",
 ) -> str:
     """The whole system prompt for a run in `cwd`; `mode_prompt` (a mode's own) replaces the rules.
     `root`: the trusted root AGENTS.md files are read from (default: the git root, else cwd);
-    `extra_dirs`: the --add-dir folders the tools may also work in."""
+    `extra_dirs`: the --add-dir folders the tools may also work in; `home`: $VIBE_HOME, whose
+    AGENTS.md (the user's own instructions) is always read; `skills_section`: the skills the
+    model may load (vibe.skills.skills_prompt), shown when the `skill` tool is offered."""
+    tool_names = list(tool_names)
     if mode_prompt is None:
         names = list(tool_names)
         tools = f"Available tools: {', '.join(names)}." if names else "No tools are available."
@@ -47,6 +52,12 @@ def build_system_prompt(
         f"- Date: {(today or datetime.date.today()).isoformat()}\n"
         f"{git_summary(cwd)}\n"
     )
+    if skills_section and "skill" in tool_names:
+        text += skills_section
+    user_file = home / AGENTS_FILE if home is not None else None
+    if user_file is not None and user_file.is_file():  # $VIBE_HOME/AGENTS.md: always read
+        body = user_file.read_text("utf-8", errors="replace")[:_MAX_AGENTS_BYTES]
+        text += f"\n# User instructions ({user_file})\n{body.strip()}\n"
     if trusted:
         for path in agents_files(cwd, root):
             body = path.read_text("utf-8", errors="replace")[:_MAX_AGENTS_BYTES]

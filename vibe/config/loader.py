@@ -16,6 +16,7 @@ from vibe.config.schema import ModeConfig, ModelConfig, ProviderConfig, VibeConf
 from vibe.config.secrets import lookup_key
 from vibe.config.trust import has_project_files, is_trusted, project_config, project_root
 from vibe.errors import ConfigError
+from vibe.mcp.config import HTTP_TAG, STDIO_TAG, check_mcp_names, normalize_name
 
 _ENV_OVERRIDABLE = (
     "active_model",
@@ -47,6 +48,7 @@ class LoadedConfig:
     project_dir: Path | None
     trusted: bool
     files: list[Path] = field(default_factory=list)
+    subagents: list[ModeConfig] = field(default_factory=list)  # agent_type = "subagent"
 
     @property
     def env_file(self) -> Path:
@@ -88,6 +90,7 @@ def load_config(
     origin: dict[str, str] = {}  # "models:<key>" / "active_model" -> file it came from
     files: list[Path] = []
     modes = list(BUILTIN_MODES)
+    subagents: list[ModeConfig] = []
 
     user_file = home / "config.toml"
     if user_file.is_file():
@@ -99,9 +102,11 @@ def load_config(
         extra = {k: raw.pop(k) for k in ("providers", "models") if k in raw}
         _validate(VibeConfig, extra, agent_file)
         _check_duplicates(extra, agent_file)
-        mode = _validate(ModeConfig, {"name": agent_file.stem, **raw}, agent_file)
+        mode = _validate(
+            ModeConfig, {"name": agent_file.stem, **raw}, agent_file, _mcp_names(merged)
+        )
         _layer(merged, extra, str(agent_file), origin)
-        modes.append(mode)
+        (subagents if mode.agent_type == "subagent" else modes).append(mode)
         if mode.active_model:
             origin.setdefault(f"mode:{mode.name}", str(agent_file))
         files.append(agent_file)
@@ -111,7 +116,8 @@ def load_config(
     if project_dir is not None and trusted:
         project_file = project_config(cwd, project_dir)
         if project_file is not None:
-            _layer(merged, _read_validated(project_file), str(project_file), origin)
+            raw = _read_validated(project_file, _mcp_names(merged))
+            _layer(merged, raw, str(project_file), origin)
             files.append(project_file)
 
     for key in _ENV_OVERRIDABLE:
@@ -130,8 +136,8 @@ def load_config(
     top_mode = config.top_level_mode()
     if top_mode is not None:
         modes.append(top_mode)
-    _cross_check(config, modes, origin, str(user_file))
-    return LoadedConfig(config, modes, home, project_dir, trusted, files)
+    _cross_check(config, modes + subagents, origin, str(user_file))
+    return LoadedConfig(config, modes, home, project_dir, trusted, files, subagents)
 
 
 def _find_project_dir(cwd: Path) -> Path | None:
@@ -150,11 +156,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from exc
 
 
-def _read_validated(path: Path) -> dict[str, Any]:
+def _read_validated(path: Path, mcp_names: list[str] | None = None) -> dict[str, Any]:
     raw = _read_toml(path)
-    _validate(VibeConfig, raw, path)
+    _validate(VibeConfig, raw, path, mcp_names)
     _check_duplicates(raw, path)
     return raw
+
+
+def _mcp_names(merged: dict[str, Any]) -> list[str]:
+    """The MCP servers of the layers read so far: their [tools.<server>_*] tables are valid."""
+    return [normalize_name(str(s.get("name", ""))) for s in merged.get("mcp_servers", ())]
 
 
 def _check_duplicates(raw: dict[str, Any], source: Path) -> None:
@@ -172,11 +183,17 @@ def _check_duplicates(raw: dict[str, Any], source: Path) -> None:
                     f"duplicate {what} {key!r} (also {section}[{seen[key]}]); each must be unique",
                 )
             seen[key] = i
+    duplicate = check_mcp_names(list(raw.get("mcp_servers") or []))
+    if duplicate:
+        where, _, what = duplicate.partition("\0")
+        raise ConfigError(str(source), where, f"{what}; each must be unique")
 
 
-def _validate(model: type, raw: dict[str, Any], source: Path | str) -> Any:
+def _validate(
+    model: type, raw: dict[str, Any], source: Path | str, mcp_names: list[str] | None = None
+) -> Any:
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context={"mcp_servers": mcp_names or []})
     except ValidationError as exc:
         err = exc.errors()[0]
         key_path = _key_path(err["loc"])
@@ -195,7 +212,7 @@ def _validate(model: type, raw: dict[str, Any], source: Path | str) -> Any:
 def _key_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        if part == "[key]":  # pydantic's marker for "the dict key itself"
+        if part in ("[key]", STDIO_TAG, HTTP_TAG):  # "the dict key itself", union tags
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
@@ -214,6 +231,11 @@ def _layer(
             merged["models"] = _merge_by(
                 merged["models"], value, lambda m: m.get("alias") or m.get("name")
             )
+        elif key == "mcp_servers":  # a (trusted) project adds servers or replaces by name
+            merged[key] = _merge_by(
+                merged.get(key, []), value, lambda s: normalize_name(str(s.get("name", "")))
+            )
+            origin[key] = source
         elif key == "tools":
             tools = merged.setdefault("tools", {})
             for name, table in value.items():

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from vibe.mcp.config import McpServer
+
 Thinking = Literal["off", "low", "medium", "high"]
 Permission = Literal["always", "ask", "never"]
 Safety = Literal["safe", "neutral", "destructive", "yolo"]
@@ -21,14 +23,22 @@ KNOWN_TOOL_NAMES = BUILTIN_TOOL_NAMES + RESERVED_TOOL_NAMES
 MAX_TIMEOUT_S = 86_400.0  # a day: larger values are typos (or `inf`), not intentions
 
 
-def _known_tool(name: str) -> str:
-    if name not in KNOWN_TOOL_NAMES:
+def _known_tool(name: str, info: ValidationInfo) -> str:
+    if name not in KNOWN_TOOL_NAMES and not _mcp_tool(name, info):
         close = difflib.get_close_matches(name.lower(), KNOWN_TOOL_NAMES, n=1, cutoff=0.6)
         hint = (
             f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(KNOWN_TOOL_NAMES)}"
         )
         raise ValueError(f"unknown tool {name!r}{hint}")
     return name
+
+
+def _mcp_tool(name: str, info: ValidationInfo) -> bool:
+    """`[tools.<server>_<tool>]` of an MCP server configured in this file (declared before
+    `tools`) or in another layer (the loader passes their names as context)."""
+    servers = [getattr(s, "name", "") for s in (info.data or {}).get("mcp_servers", ())]
+    servers += list((info.context or {}).get("mcp_servers", ()))
+    return any(s and name.startswith(s + "_") for s in servers)
 
 
 def _header_name(name: str) -> str:
@@ -172,6 +182,9 @@ class ModeConfig(_Strict):
     disabled_tools: tuple[str, ...] = ()
     system_prompt: str | None = None
     tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
+    # agents/*.toml: "subagent" makes it a profile for the `task` tool instead of a mode.
+    agent_type: Literal["agent", "subagent"] = "agent"
+    max_turns: int | None = Field(default=None, gt=0, description="subagent: turn limit (30).")
 
 
 class VibeConfig(_Strict):
@@ -183,6 +196,8 @@ class VibeConfig(_Strict):
     active_model: str = "devstral-medium"
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
+    # Before `tools`: [tools.<server>_<tool>] tables are checked against these names.
+    mcp_servers: tuple[McpServer, ...] = ()
     tools: dict[ToolName, ToolConfig] = Field(default_factory=dict)
     api_retry_max_elapsed_time: float = _timeout(300.0, allow_zero=True)
     api_connect_timeout: float = _timeout(10.0)
@@ -197,6 +212,10 @@ class VibeConfig(_Strict):
     outside_workdir: Literal["ask", "deny"] = Field(
         default="ask",
         description="Paths outside the working folder and --add-dir folders: ask or deny.",
+    )
+    skill_paths: tuple[str, ...] = Field(
+        default=(),
+        description="More folders searched for skills (before the project's and $VIBE_HOME's).",
     )
 
     def provider(self, name: str) -> ProviderConfig | None:

@@ -52,9 +52,12 @@ def project_config(cwd: Path, root: Path) -> Path | None:
 
 
 def has_project_files(cwd: Path, root: Path) -> bool:
-    """Whether anything between cwd and the root needs trust: .vibe/config.toml or AGENTS.md."""
+    """Whether anything between cwd and the root needs trust: .vibe/config.toml, AGENTS.md
+    or .vibe/hooks.toml."""
     return project_config(cwd, root) is not None or any(
-        (folder / AGENTS_FILE).is_file() for folder in _between(cwd, root)
+        (folder / AGENTS_FILE).is_file() or (folder / ".vibe" / "hooks.toml").is_file()
+        or (folder / ".vibe" / "skills").is_dir() or (folder / ".agents" / "skills").is_dir()
+        for folder in _between(cwd, root)
     )
 
 

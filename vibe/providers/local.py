@@ -4,6 +4,7 @@ APIs. torch and engine are imported here only, inside functions, when this backe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -25,6 +26,9 @@ from vibe.providers.base import (
 # must not reload weights.
 _ENGINES: dict[tuple[Any, ...], Any] = {}
 _LOAD_LOCK = threading.Lock()
+# One generation at a time: the engine refuses a second one (EngineBusyError), so requests of
+# concurrent agents (a parent's subagents) wait here, in their worker threads, and take turns.
+_GENERATE_LOCK = threading.Lock()
 _DONE = object()
 
 
@@ -87,10 +91,14 @@ class LocalProvider:
 
         def produce() -> None:
             try:
-                for item in self._events(request):
-                    if stop.is_set():
-                        break
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                with _GENERATE_LOCK:
+                    if stop.is_set():  # cancelled while waiting for its turn
+                        return
+                    with contextlib.closing(self._events(request)) as events:
+                        for item in events:
+                            if stop.is_set():
+                                break
+                            loop.call_soon_threadsafe(queue.put_nowait, item)
             except BaseException as exc:  # handed to the event loop, re-raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:

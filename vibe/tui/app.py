@@ -82,7 +82,7 @@ class VibeApp(App[int]):
         self.starting = True  # prompts typed before the agent is ready wait in the queue
         self._last_ctrl_d = 0.0
         self.history = InputHistory(loaded.home / HISTORY_FILE if loaded else None)
-        self.completer = Completer(_command_completions, self.cwd)
+        self.completer = Completer(lambda: _command_completions(self), self.cwd)
 
     # ---- layout -----------------------------------------------------------------------------
 
@@ -122,6 +122,7 @@ class VibeApp(App[int]):
             # after the first frame.
             build = await asyncio.to_thread(_preload)
             from vibe.tui.approver import TuiApprover
+            from vibe.tui.interaction import TuiInteraction
             from vibe.tui.router import EventRouter
 
             self.router = EventRouter(self.chat, self.footer_bar)
@@ -136,6 +137,7 @@ class VibeApp(App[int]):
                 session=self.options.session,
                 add_dirs=self.options.add_dirs,
                 warn=self.warn,
+                interaction=TuiInteraction(self),
                 **self._factory_kw(),
             )
         except VibeError as exc:
@@ -248,7 +250,7 @@ class VibeApp(App[int]):
         from vibe.tui.widgets.messages import Notice, UserMessage
 
         stripped = text.strip()
-        if stripped.startswith("/"):
+        if stripped.startswith("/") and not commands.is_skill(self, stripped):
             await commands.run(self, stripped)
         elif stripped.startswith("!"):
             self.run_shell_command(stripped[1:].strip())
@@ -291,7 +293,9 @@ class VibeApp(App[int]):
     async def _run_turn(self, prompt: str) -> None:
         assert self.runtime is not None and self.router is not None
         try:
-            async for event in self.runtime.agent.run(prompt):
+            from vibe.agent.turn import run_turn
+
+            async for event in run_turn(self.runtime, prompt):  # skills, plan-mode reminders
                 await self.router.route(event)
         finally:
             self.busy = False
@@ -375,7 +379,10 @@ class VibeApp(App[int]):
             provider_factory=old.provider_factory,
             add_dirs=old.add_dirs,
             warn=self.warn,
+            mcp=old.mcp,  # the MCP servers keep running for the new session
+            interaction=old.extras.interaction if old.extras else None,
         )
+        old.mcp = None
         await old.aclose()
         await self.chat.clear()
         self.update_footer()
@@ -439,10 +446,10 @@ def _preload() -> Any:
     return importlib.import_module("vibe.tui.build")
 
 
-def _command_completions() -> list[tuple[str, str]]:
+def _command_completions(app: VibeApp) -> list[tuple[str, str]]:
     from vibe.tui import commands
 
-    return commands.completions()
+    return commands.completions(app)
 
 
 def demo_installed() -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vibe.agent.approval import Approver
+from vibe.agent.interaction import Interaction
 from vibe.build import (
     ProviderFactory,
     Run,
@@ -21,6 +22,7 @@ from vibe.build import (
     system_prompt,
 )
 from vibe.config import LoadedConfig, ModeConfig
+from vibe.mcp.session import McpBinding
 from vibe.providers.base import Provider
 from vibe.session import Session
 
@@ -40,17 +42,24 @@ class Runtime(Run):
         """The mode's permissions, tools (enabled_tools/disabled_tools) and system prompt; a mode
         with active_model also switches the model. The history is kept. Everything is built
         before anything changes: a bad mode leaves the session as it was."""
-        policy = mode_policy(self.loaded, mode, self.add_dirs)
-        tools = build_tools(self.loaded, mode)
+        extras = self.extras
+        policy = mode_policy(self.loaded, mode, self.add_dirs, extras)
+        tools = build_tools(self.loaded, mode, extras=extras.tools_for(mode) if extras else None)
+        skills = extras.skills if extras else None
         # git status for the prompt's environment section: not on the UI thread
         prompt = await asyncio.to_thread(
-            system_prompt, self.loaded, self.cwd, mode, list(tools), self.add_dirs
+            system_prompt, self.loaded, self.cwd, mode, list(tools), self.add_dirs, skills
         )
         if mode.active_model and mode.active_model != self.model.key:
             await self.set_model(mode.active_model)
         self.agent.set_policy(policy)
         self.agent.set_tools(tools)
+        if self.mcp is not None:  # the MCP tools, as the new mode selects them
+            self.mcp.mode = mode
+            self.mcp.sync()
         self.agent.set_system_prompt(prompt)
+        if extras is not None:  # plan mode starts or ends: the model is told with the next prompt
+            extras.mode_changed(self.mode, mode)
         self.mode = mode
 
     async def set_model(self, alias: str) -> None:
@@ -68,6 +77,8 @@ class Runtime(Run):
             await self.retired.pop().aclose()
 
     async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.aclose()
         await self.close_retired()
         await self.agent.provider.aclose()
 
@@ -83,6 +94,8 @@ def build_runtime(
     provider_factory: ProviderFactory = default_provider,
     add_dirs: tuple[Path, ...] = (),
     warn: Callable[[str], None] | None = None,
+    mcp: McpBinding | None = None,
+    interaction: Interaction | None = None,
 ) -> Runtime:
     """--agent/--model as for `vibe run`; a resumed session keeps its model unless the mode or
     --model names one. Raises ConfigError/UsageError (one line each) for bad input."""
@@ -98,5 +111,7 @@ def build_runtime(
         provider_factory=provider_factory,
         dirs=add_dirs,
         warn=warn,
+        mcp=mcp,
+        interaction=interaction,
     )
     return Runtime(**vars(run), provider_factory=provider_factory)

@@ -41,7 +41,7 @@ async def _say(app: VibeApp, text: str, kind: str = "info") -> None:
 
 
 async def cmd_help(app: VibeApp, _arg: str) -> None:
-    lines = [f"{c.name:<10} {c.help}" for c in COMMANDS.values()]
+    lines = [f"{name:<10} {text}" for name, text in completions(app)]  # skills too
     await _say(app, "\n".join([*lines, "", KEYS_HELP]))
 
 
@@ -184,6 +184,17 @@ async def cmd_copy(app: VibeApp, _arg: str) -> None:
     app.notify(f"Copied the last answer ({len(text)} characters).")
 
 
+async def cmd_mcp(app: VibeApp, _arg: str) -> None:
+    from vibe.mcp.cli import format_states, snapshot
+
+    binding = app.runtime.mcp if app.runtime is not None else None
+    if binding is None:
+        await _say(app, "No MCP servers configured ([[mcp_servers]] in config.toml).")
+        return
+    views = [snapshot(s) for s in binding.manager.servers.values()]
+    await _say(app, "MCP servers\n" + format_states(views, tools=True))
+
+
 async def cmd_exit(app: VibeApp, _arg: str) -> None:
     app.exit(0)
 
@@ -200,13 +211,25 @@ COMMANDS: dict[str, Command] = {
         Command("/resume", "resume a session of this folder", cmd_resume, False),
         Command("/config", "where the config comes from", cmd_config),
         Command("/copy", "copy the last answer", cmd_copy),
+        Command("/mcp", "MCP servers: status, errors, tools", cmd_mcp),
         Command("/exit", "quit", cmd_exit),
     )
 }
 
 
-def completions() -> list[tuple[str, str]]:
-    return [(c.name, c.help) for c in COMMANDS.values()]
+def completions(app: VibeApp | None = None) -> list[tuple[str, str]]:
+    """The commands, then the user-invocable skills of `app`'s session (vibe.tui.skill_menu)."""
+    from vibe.tui import skill_menu
+
+    skills = skill_menu.completions(app, set(COMMANDS)) if app is not None else []
+    return [(c.name, c.help) for c in COMMANDS.values()] + skills
+
+
+def is_skill(app: VibeApp, text: str) -> bool:
+    """`/name args` names a skill (sent as a prompt) rather than a command."""
+    from vibe.tui import skill_menu
+
+    return skill_menu.is_skill(app, text, set(COMMANDS))
 
 
 async def run(app: VibeApp, text: str) -> None:

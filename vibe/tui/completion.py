@@ -34,8 +34,8 @@ class Completer:
 
     @property
     def commands(self) -> list[tuple[str, str]]:
-        if self._commands is None:
-            self._commands = self._commands_of()
+        # Not cached: the session's skills join the commands once the agent is ready.
+        self._commands = self._commands_of()
         return self._commands
 
     def files(self) -> list[str]:

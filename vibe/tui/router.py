@@ -7,6 +7,7 @@ from vibe.events import (
     Compacted,
     ErrorEvent,
     Event,
+    HookEvent,
     ReasoningDelta,
     TextDelta,
     ToolCallFinished,
@@ -68,6 +69,9 @@ class EventRouter:
                 await self.end_segment()
                 self._errors.add(message)
                 await self.log.add(Notice(message, "error"))
+            case HookEvent(decision="deny" | "warning") as hook:
+                kind = "error" if hook.decision == "deny" else "info"
+                await self.log.add(Notice(f"hook {hook.name} ({hook.type}): {hook.message}", kind))
             case TurnFinished() as fin:
                 await self.finish_turn(fin)
 

@@ -66,7 +66,8 @@ class ApprovalScreen(ModalScreen[Decision]):
         req = self.request
         pattern = req.session_pattern or req.tool_name
         with Vertical(id="approval"):
-            yield Static(Text(f"{req.tool_name} wants to run", style="bold"), id="approval-title")
+            who = f"{req.tool_name} (asked by the {req.agent} subagent)" if req.agent else req.tool_name
+            yield Static(Text(f"{who} wants to run", style="bold"), id="approval-title")
             shown = self.preview
             if shown.summary:
                 style = "bold red" if shown.kind == "error" else "bold"

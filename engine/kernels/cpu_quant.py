@@ -1,0 +1,94 @@
+"""Linear layers on GGUF-quantized weights kept as stored (Q4_0, Q4_1, Q8_0): `cpu_quant.c`.
+
+Decode (1 row) and prefill (many rows) both run the C kernel: activations are quantized to
+int8 blocks of 32 per call and each weight block is one integer dot product (measured faster
+than dequantising per call and calling MKL, and than torch's int4/int8 weight-only CPU ops, on
+the 2-core Zen 4 VM: see scripts/bench_quant.py). Built like `cpu_linear.c` (first use, per-CPU
+cache, `cc -O3 -march=native -fopenmp`); without a compiler, or with `VIBE_CPU_KERNELS=0`,
+weights are dequantised per call in torch (same values, slower).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.kernels.cpu_linear import ENV_VAR, _cache_dir, _compile, _cpu_signature
+
+_SOURCE = Path(__file__).with_name("cpu_quant.c")
+# GGML type id -> (values per block, bytes per block) for the types the kernel reads.
+KERNEL_TYPES = {2: (32, 18), 3: (32, 20), 8: (32, 34)}
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or not _SOURCE.exists():
+        return None
+    key = hashlib.sha256(_SOURCE.read_bytes() + _cpu_signature().encode()).hexdigest()[:16]
+    target = _cache_dir() / f"cpu_quant-{key}.so"
+    try:
+        if not target.exists():
+            _compile(_SOURCE, target)
+        lib = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    lib.vibe_qlinear.argtypes = [i32, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64]
+    lib.vibe_qlinear.restype = i32
+    lib.vibe_dequant.argtypes = [i32, ptr, i64, ptr, i64, i64, i64]
+    lib.vibe_dequant.restype = i32
+    return lib
+
+
+def enabled() -> bool:
+    """True when the quantized kernel is switched on (VIBE_CPU_KERNELS) and builds."""
+    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "off"):
+        return False
+    return _library() is not None
+
+
+def dequantize(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
+    """fp32 [rows, cols] values of `data` (uint8 [rows, bytes per row], GGML blocks)."""
+    rows = data.shape[0]
+    lib = _library() if qtype in KERNEL_TYPES and enabled() else None
+    if lib is not None and data.stride(-1) == 1:
+        out = torch.empty((rows, cols), dtype=torch.float32)
+        rc = lib.vibe_dequant(
+            qtype, data.data_ptr(), data.stride(0), out.data_ptr(), cols, rows, cols
+        )
+        if rc == 0:
+            return out
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize as gguf_dequantize
+
+    values = gguf_dequantize(data.contiguous().numpy(), GGMLQuantizationType(qtype))
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(rows, cols)
+
+
+def qlinear(x: torch.Tensor, data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
+    """x [..., cols] @ W.T for the quantized W (uint8 [N, bytes per row]); x's dtype out."""
+    N = data.shape[0]
+    M = x.numel() // cols if cols else 0
+    lib = _library() if qtype in KERNEL_TYPES and M > 0 and enabled() else None
+    if lib is None or data.stride(-1) != 1 or (torch.is_grad_enabled() and x.requires_grad):
+        w = dequantize(data, qtype, cols).to(x.dtype)
+        return torch.nn.functional.linear(x, w)
+    x2 = x.reshape(M, cols)
+    if x2.dtype != torch.float32 or x2.stride(-1) != 1:
+        x2 = x2.float().contiguous()
+    out = torch.empty((M, N), dtype=torch.float32)
+    rc = lib.vibe_qlinear(
+        qtype, data.data_ptr(), data.stride(0), x2.data_ptr(), x2.stride(0),
+        out.data_ptr(), N, M, N, cols,
+    )  # fmt: skip
+    if rc != 0:
+        return torch.nn.functional.linear(x, dequantize(data, qtype, cols).to(x.dtype))
+    return out.to(x.dtype).view(*x.shape[:-1], N)

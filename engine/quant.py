@@ -1,0 +1,118 @@
+"""Quantized weights kept as stored: `QuantWeight`, a [rows, cols] matrix of GGML blocks.
+
+The model holds a `QuantWeight` wherever it would hold an fp32 matrix; `linear(x, w)` runs the
+quantized kernel (`engine.kernels.cpu_quant`), the embedding dequantises only the rows it looks
+up, and the loader copies raw blocks into (fused) destinations by rows, exactly like tensors.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from engine.kernels import cpu_quant
+
+if TYPE_CHECKING:
+    from engine.checkpoint import Checkpoint
+
+# GGML type ids kept quantized on CPU (the others are dequantised at load with a notice).
+KEPT = frozenset(cpu_quant.KERNEL_TYPES)
+
+
+_FLOAT_TYPES = (0, 1, 30)  # F32, F16, BF16
+
+
+def type_name(qtype: int) -> str:
+    """GGML's name of a type id (Q4_K, IQ2_XS, ...)."""
+    try:
+        from gguf import GGMLQuantizationType
+
+        return GGMLQuantizationType(qtype).name
+    except (ImportError, ValueError):
+        return f"type {qtype}"
+
+
+def quant_plan(
+    ckpt: Checkpoint, device: torch.device, tp: int, dequantize: bool
+) -> dict[str, int]:
+    """Canonical name -> GGML type of the matrices to keep as stored: a GGUF file's kept types
+    on one CPU. Prints one line when quantized tensors will be dequantised instead."""
+    types = ckpt.quant_types()
+    quantized = {t for t in types.values() if t not in _FLOAT_TYPES}
+    if not quantized or dequantize:
+        return {}
+    why = "" if device.type == "cpu" and tp == 1 else " (quantized weights run on one CPU only)"
+    if why:
+        print(f"notice: dequantising {_names(quantized)} weights{why}", file=sys.stderr)
+        return {}
+    other = quantized - KEPT
+    if other:
+        print(f"notice: dequantising {_names(other)} weights (no kernel yet)", file=sys.stderr)
+    return {n: t for n, t in types.items() if t in KEPT}
+
+
+def _names(types: set[int]) -> str:
+    return ", ".join(sorted(type_name(t) for t in types))
+
+
+@dataclass
+class QuantWeight:
+    """`data` uint8 [rows, row_bytes] of GGML blocks of type `qtype` holding [rows, cols]."""
+
+    data: torch.Tensor
+    qtype: int
+    cols: int
+
+    @classmethod
+    def empty(cls, rows: int, cols: int, qtype: int) -> QuantWeight:
+        block, size = cpu_quant.KERNEL_TYPES[qtype]
+        if cols % block:
+            raise ValueError(f"{cols} columns are not a whole number of {block}-value blocks")
+        return cls(torch.empty((rows, cols // block * size), dtype=torch.uint8), qtype, cols)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.data.shape[0], self.cols))
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def dim(self) -> int:
+        return 2
+
+    def nbytes(self) -> int:
+        return self.data.numel()
+
+    def __getitem__(self, rows: slice) -> QuantWeight:
+        if not isinstance(rows, slice):
+            raise TypeError("a QuantWeight is sliced by rows only")
+        return QuantWeight(self.data[rows], self.qtype, self.cols)
+
+    def copy_(self, other: QuantWeight) -> QuantWeight:
+        if not isinstance(other, QuantWeight) or other.qtype != self.qtype:
+            raise TypeError("a QuantWeight receives blocks of its own type only")
+        self.data.copy_(other.data)
+        return self
+
+    def dequantize(self) -> torch.Tensor:
+        """fp32 [rows, cols]."""
+        return cpu_quant.dequantize(self.data, self.qtype, self.cols)
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., cols] @ self.T, in x's dtype."""
+        return cpu_quant.qlinear(x, self.data, self.qtype, self.cols)
+
+    def rows(self, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Dequantised rows `ids` [T] -> [T, cols] (embedding lookup)."""
+        return cpu_quant.dequantize(self.data[ids], self.qtype, self.cols).to(dtype)
+
+
+def weight_nbytes(w: torch.Tensor | QuantWeight) -> int:
+    """Bytes a matrix occupies (read once per decode step)."""
+    if isinstance(w, QuantWeight):
+        return w.nbytes()
+    return w.numel() * w.element_size()

@@ -1,0 +1,52 @@
+"""The `task(task, agent="explore")` tool: hands a self-contained job to a subagent and
+returns its final answer, the turns it used and whether it completed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.base import Tool, ToolContext, ToolError, ToolResult
+from vibe.subagents.profiles import describe, subagent_profiles
+
+DESCRIPTION = (
+    "Delegate a self-contained job to a subagent that works in a fresh conversation with its "
+    "own tools and returns only its final answer: use it to explore a large codebase, search "
+    "widely or review something without filling your own context. Give the complete task "
+    "(the subagent sees nothing of this conversation) and say what the answer must contain. "
+    "Several task calls in one reply run at the same time. Subagents: {agents}."
+)
+
+
+class TaskArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(
+        min_length=1, description="The complete job for the subagent, with all context it needs."
+    )
+    agent: str = Field(default="explore", description="Which subagent runs it.")
+
+
+class TaskTool(Tool):
+    name = "task"
+    description = DESCRIPTION
+    Args = TaskArgs
+    access = "none"  # several task calls of one turn run concurrently (vibe.agent.footprint)
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        self.profiles = subagent_profiles(loaded)
+        self.description = DESCRIPTION.format(agents=describe(self.profiles))
+
+    async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
+        assert isinstance(args, TaskArgs)
+        profile = self.profiles.get(args.agent)
+        if profile is None:
+            known = ", ".join(sorted(self.profiles))
+            raise ToolError(f"unknown subagent {args.agent!r}; available: {known}")
+        if ctx.host is None:
+            raise ToolError("the task tool runs only inside an agent")
+        from vibe.subagents.runner import run_child
+
+        return await run_child(ctx.host, self.loaded, profile, args.task, ctx)
