@@ -27,12 +27,12 @@ from tools._pathcheck import (
     is_device,
     is_secret,
     locate,
-    looks_like_path,
     path_words,
     real,
     roots_of,
 )
 from tools._readonly import readonly_check
+from tools._treescan import Recursion, recursion, scan
 from tools.bash_analysis import BENIGN_WRAPPERS, SimpleCommand, analyze
 
 if TYPE_CHECKING:
@@ -153,11 +153,31 @@ def _command(cmd: SimpleCommand, ctx: _Context, matches: Callable[[str, str], bo
         return
     for raw in paths:
         _check_path(raw, ctx, patterns, shown, reads=True)
+    how = recursion(words)
+    if how is not None:
+        _recursive(paths, how, ctx, shown)
     if words[0] == "cd" and paths:
         try:
             ctx.homes.append(locate(paths[0], ctx.homes[-1], ctx.roots).path)
         except PathError:
             pass
+
+
+def _recursive(paths: list[str], how: Recursion, ctx: _Context, shown: str) -> None:
+    """A recursive read of folders: the secret files inside and links it follows out."""
+    for raw in paths or ["."]:
+        try:
+            where = locate(raw, ctx.homes[-1], ctx.roots)
+        except PathError:
+            continue
+        if where.inside and where.path.is_dir():
+            found = scan(where.path, how, ctx.roots, ctx.protected)
+            if found is not None:
+                kind, why = found
+                (ctx.found.outside if kind == "outside" else ctx.found.forced).append(
+                    f"{why} (`{shown}`)"
+                )
+                return
 
 
 def _redirects(cmd: SimpleCommand, ctx: _Context, allowed: bool, patterns: list[str]) -> None:
@@ -178,17 +198,21 @@ def _redirects(cmd: SimpleCommand, ctx: _Context, allowed: bool, patterns: list[
 
 
 def _writer_paths(cmd: SimpleCommand, ctx: _Context, patterns: list[str], shown: str) -> None:
-    """Path arguments of a command that may write, allowed by a pattern or `always`."""
+    """Path arguments of a command that may write, allowed by a pattern or `always`: every
+    operand, bare names too (`cp x link` writes through a symlink that leads out)."""
     words = cmd.program or cmd.words
+    offset = len(cmd.words) - len(words)  # `cmd.dynamic` is per word of `cmd.words`
     for index, word in enumerate(words[1:], start=1):
-        dynamic = index < len(cmd.dynamic) and cmd.dynamic[index]
-        if dynamic and "\n" not in word and (word.startswith(("$", "`")) or looks_like_path(word)):
+        message = words[index - 1] in ("-m", "--message", "--title", "--body")
+        if _dyn(cmd, index + offset) and not message:
             ctx.found.forced.append(
                 f"the path `{word}` uses variables or substitutions and cannot be checked "
                 f"(`{shown}`)"
             )
     is_git = bool(words) and words[0] == "git"
-    for raw in path_words(w for i, w in enumerate(words[1:], 1) if not _dyn(cmd, i)):
+    static = [w for i, w in enumerate(words[1:], 1) if not _dyn(cmd, i + offset)]
+    bare = [w for w in static if not w.startswith("-") and w not in path_words([w])]
+    for raw in path_words(static) + bare:
         _check_path(raw, ctx, patterns, shown, reads=False, git_guard=not is_git)
 
 

@@ -178,7 +178,7 @@ def resolve(words: tuple[str, ...], dynamic: tuple[bool, ...]) -> Resolution:
         if dynamic[i]:
             out.opaque = f"the program name `{words[i]}` uses variables or substitutions"
             break
-        if _GLOB.search(words[i]) or words[i].startswith("$"):
+        if (_GLOB.search(words[i]) and words[i] not in ("[", "[[")) or words[i].startswith("$"):
             out.opaque = f"the program name `{words[i]}` is a pattern or quoting the shell expands"
             break
         name = base(words[i])
