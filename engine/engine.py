@@ -22,10 +22,10 @@ from engine.events import ChatEvent, Finished, Timings, Usage
 from engine.kernels import cpu_linear, cpu_quant
 from engine.model import Transformer
 from engine.parser import OutputParser
+from engine.quant import quant_plan
 from engine.sampling import SamplingParams, sample
 from engine.spec import SpeculativeDecoder
 from engine.tokenizer import ChatTokenizer, load_tokenizer
-from engine.quant import quant_plan
 from engine.weights import load_into
 
 PREFILL_CHUNK = 512  # bounds attention memory for long prompts

@@ -111,9 +111,10 @@ class Transformer:
             Layer(
                 attn_norm=empty(dim),
                 wqkv=matrix(
-                    (H + 2 * Hkv) * D, dim,
+                    (H + 2 * Hkv) * D,
+                    dim,
                     *proj(i, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-                ),  # fmt: skip
+                ),
                 wo=matrix(dim, H * D, *proj(i, "self_attn.o_proj")),
                 ffn_norm=empty(dim),
                 w13=matrix(2 * lc.hidden_dim, dim, *proj(i, "mlp.gate_proj", "mlp.up_proj")),

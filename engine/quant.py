@@ -35,9 +35,7 @@ def type_name(qtype: int) -> str:
         return f"type {qtype}"
 
 
-def quant_plan(
-    ckpt: Checkpoint, device: torch.device, tp: int, dequantize: bool
-) -> dict[str, int]:
+def quant_plan(ckpt: Checkpoint, device: torch.device, tp: int, dequantize: bool) -> dict[str, int]:
     """Canonical name -> GGML type of the matrices to keep as stored: a GGUF file's kept types
     on one CPU. Prints one line when quantized tensors will be dequantised instead."""
     types = ckpt.quant_types()

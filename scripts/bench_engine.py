@@ -177,9 +177,8 @@ def quant_vs_dequant(args: argparse.Namespace) -> dict:
             summary[f"{path}_{key}"] = max(r[key] for r in rows)
     summary["file_mb"] = runs["quant"][0]["file_mb"]
     summary["kv_cache_mb"] = runs["quant"][0]["kv_cache_mb"]
-    summary["decode_speedup"] = round(
-        summary["quant_decode_tok_s"] / summary["dequant_decode_tok_s"], 2  # type: ignore[operator]
-    )
+    speedup = float(summary["quant_decode_tok_s"]) / float(summary["dequant_decode_tok_s"])  # type: ignore[arg-type]
+    summary["decode_speedup"] = round(speedup, 2)
     return summary
 
 

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
-from tools._wrappers import resolve
+from tools._wrappers import git_texts, resolve
 from tools.bash_analysis import Analysis, SimpleCommand
 
 _GLOB = re.compile(r"[*?\[\]{}]")
@@ -89,7 +89,11 @@ def _variants(cmd: SimpleCommand, tokens: list[str]) -> list[str]:
         for spot, token in zip(spots, choice, strict=True):
             words[spot] = token
         found = resolve(tuple(words), (False,) * len(words))
-        out += [" ".join(words), *found.deny_texts]
+        out.append(" ".join(words))
+        if found.program:  # the program itself, not every suffix after a wrapper
+            out.append(" ".join(found.program))
+            if found.name == "git":
+                out += git_texts(found.program[1:])
     return out
 
 

@@ -125,7 +125,8 @@ def _glued_paths(args: list[str]) -> list[str]:
     for arg in _flags(args):
         if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
             for index in range(2, len(arg)):
-                if arg[index] in "/~." and (arg[index] != "." or "/" in arg[index:]):
+                nxt = arg[index + 1 : index + 2]
+                if arg[index] in "/~" or (arg[index] == "." and (nxt.isalpha() or nxt in "/.")):
                     out.append(arg[index:])
                     break
     return out

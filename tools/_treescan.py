@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from tools._pathcheck import is_secret, place, real
@@ -22,6 +23,7 @@ _GREP = frozenset({"grep", "egrep", "fgrep"})
 class Recursion:
     hidden: bool  # reads hidden files (`.env`)
     follow: bool  # follows symbolic links
+    include: tuple[str, ...] = ()  # grep's --include globs: only files matching one are read
 
 
 def recursion(words: tuple[str, ...]) -> Recursion | None:
@@ -35,8 +37,21 @@ def recursion(words: tuple[str, ...]) -> Recursion | None:
 
     if name in _GREP:
         deref = "R" in shorts or long("--dereference-recursive")
-        recursive = deref or "r" in shorts or long("--recursive") or "--directories=recurse" in words
-        return Recursion(True, deref) if recursive else None
+        recursive = (
+            deref or "r" in shorts or long("--recursive") or "--directories=recurse" in words
+        )
+        include = [
+            value
+            for index, arg in enumerate(words)
+            for value in (
+                [arg.split("=", 1)[1]]
+                if arg.startswith("--include=")
+                else words[index + 1 : index + 2]
+                if arg == "--include"
+                else []
+            )
+        ]
+        return Recursion(True, deref, tuple(include)) if recursive else None
     if name == "rg":
         hidden = "u" in shorts or "." in shorts or long("--hidden", "--no-ignore")
         return Recursion(hidden, "L" in shorts or long("--follow"))
@@ -83,7 +98,9 @@ def scan(
                 if entry.is_dir(follow_symlinks=how.follow):
                     if entry.name != ".git":
                         stack.append(target)
-                elif is_secret(target, protected) or is_secret(path, protected):
+                elif (is_secret(target, protected) or is_secret(path, protected)) and (
+                    not how.include or any(fnmatchcase(entry.name, g) for g in how.include)
+                ):
                     return "secret", f"reads a file that may hold secrets: {path}"
             except OSError:
                 continue

@@ -259,17 +259,24 @@ def _path_pattern(raw: str, cwd: Path | None, policy: PermissionPolicy | None) -
     if cwd is None:
         norm = os.path.normpath(os.path.expanduser(raw)).replace("\\", "/")
         if norm.startswith(("/", "..")) or raw.startswith("~"):
-            return norm
+            return _escape(norm)
         parent = str(PurePosixPath(norm).parent)
-        return norm if parent in (".", "") else f"{parent}/*"
+        return _escape(norm) if parent in (".", "") else f"{_escape(parent)}/*"
     extra = policy.extra_roots if policy is not None else ()
     where = locate(raw, cwd, roots_of(cwd, extra))
     if not where.inside or where.relative in (None, "."):
-        return where.path.as_posix()
+        return _escape(where.path.as_posix())
     parent = str(PurePosixPath(where.relative).parent)
     if where.root != roots_of(cwd)[0]:
-        return (where.path.parent / "*").as_posix() if parent != "." else where.path.as_posix()
-    return where.relative if parent in (".", "") else f"{parent}/*"
+        if parent == ".":
+            return _escape(where.path.as_posix())
+        return f"{_escape(where.path.parent.as_posix())}/*"
+    return _escape(where.relative) if parent in (".", "") else f"{_escape(parent)}/*"
+
+
+def _escape(text: str) -> str:
+    """A file name as a pattern that matches only itself (`*` → `[*]`)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _bash_pattern(command: str) -> str:
