@@ -117,12 +117,14 @@ class Context:
 
     cwd: str | None
     saw_cd: bool = False  # a `cd` ran earlier on the line: relative script paths are unknown
+    in_file: int = 0  # > 0 while the commands of a script file are walked
 
 
 @dataclass
 class Extra:
     texts: list[str] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)  # shell code it runs
+    file_scripts: list[str] = field(default_factory=list)  # texts of the script files it runs
     files: list[str] = field(default_factory=list)  # script files it runs (as written)
     opaque: str | None = None
     stdin_code: bool = False
@@ -155,7 +157,7 @@ def _script_file(raw: str, ctx: Context, out: Extra, shell: bool) -> None:
     runs_shell = shell and not (first.startswith("#!") and not any(s in first for s in SHELLS))
     if runs_shell:
         out.files.append(raw)
-        out.scripts.append(text)
+        out.file_scripts.append(text)
     else:
         out.texts += code_texts(text)
 
@@ -176,6 +178,8 @@ def _assignment(word: str, out: Extra, ctx: Context) -> None:
             out.opaque = out.opaque or f"`{name}` names a file built from variables"
         elif value:
             _script_file(value, ctx, out, shell=True)
+    elif ctx.in_file and name in ("PATH", "PYTHONHOME"):
+        return  # a script file's own PATH (a virtualenv's `activate`): its commands are walked
     elif name in LOADER_VARS or name.startswith(_LOADER_PREFIXES):
         out.opaque = out.opaque or f"setting `{name}` changes which program runs"
 

@@ -227,6 +227,12 @@ class _Walker:
             self.parse(script)
         for script in extra.scripts:
             opaque = self._try_parse(script) or opaque
+        for script in extra.file_scripts:
+            self.scan.in_file += 1
+            try:
+                opaque = self._try_parse(script) or opaque
+            finally:
+                self.scan.in_file -= 1
         found.stdin_code = found.stdin_code or extra.stdin_code
         if found.stdin_code and opaque is None:
             opaque = self._stdin_code(found, redirects, piped)

@@ -2,7 +2,8 @@
 
 Tolerances: activations are quantized to int8 blocks of 32 per matmul (as llama.cpp does), so a
 quantized product differs from the dequantise-then-fp32 one by about 0.5% of its norm; a whole
-tiny model's logits stay within 3% (relative L2), SmolLM2's within 5%, and greedy tokens agree.
+tiny model's logits stay within 3% (relative L2), SmolLM2's within 8% (4.6% measured) with
+the same argmax at every prompt position, and 32 greedy tokens agree.
 """
 
 from __future__ import annotations
@@ -218,7 +219,9 @@ def test_smollm2_quantized_matches_the_dequantised_path() -> None:
         prompt = quant.tokenizer.encode_chat(
             [{"role": "user", "content": "Explain what a compiler does."}], None, None
         )
-        assert _rel(_logits(quant.model, prompt), _logits(plain.model, prompt)) < 5e-2
+        a, b = _logits(quant.model, prompt), _logits(plain.model, prompt)
+        assert _rel(a, b) < 8e-2  # measured 4.6% (int8 activations through 30 layers)
+        assert bool((a.argmax(-1) == b.argmax(-1)).all())  # every prompt position agrees
         a = list(quant.generate(prompt, 32, stop_at_eos=False))
         b = list(plain.generate(prompt, 32, stop_at_eos=False))
         assert a == b

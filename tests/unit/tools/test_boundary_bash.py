@@ -39,6 +39,10 @@ def project(tmp_path_factory):
     (root / ".git" / "config").write_text("[core]\n\tbare = false\n[user]\n\tname = me\n")
     (root / "a.txt").write_text("a\n")
     (root / "escape").symlink_to(root.parent)
+    (root / "etclink").symlink_to("/etc")
+    (root / "dangle").symlink_to(root.parent / "nothing-here")
+    (root / "cfg").mkdir()
+    (root / "cfg" / ".env").write_text("KEY=1\n")
     return root
 
 
@@ -201,6 +205,59 @@ for ((i=0;i<3;i++)); do ls; done
 echo $((1+2))
 echo $[1+2]
 echo 'unterminated
+RM x
+Rm -rf x
+$'\x72m' x
+$'\162m' x
+git $'push'
+git $'\x70ush'
+git pus[h]
+git pu*
+git $X
+X=push; git $X
+git $(echo push)
+git-push origin
+/usr/lib/git-core/git-push origin
+git send-pack origin main
+git config alias.p push
+git -c core.pager='rm x' log
+git -c credential.helper='!rm x' fetch
+git -c core.sshCommand='rm x' fetch
+git --config-env=alias.x=V x
+GIT_SSH_COMMAND='rm x' git fetch
+PAGER='rm x' git log
+GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=alias.x GIT_CONFIG_VALUE_0=push git x
+git fetch 'ext::sh -c rm% x'
+eval -- rm x
+find . -delete
+awk 'BEGIN{system("rm x")}'
+awk 'BEGIN{print | "rm x"}'
+sed 's/x/rm x/e' a.txt
+sed '1e rm x' a.txt
+python3 -c 'import os; os.system("rm -rf x")'
+perl -e 'system "rm x"'
+node -e 'require("child_process").execSync("git push")'
+python3 <<EOF\nimport os; os.system("rm x")\nEOF
+python3 <<< 'import os; os.system("rm x")'
+vim -c '!rm x'
+ssh -o ProxyCommand='rm x' host
+trap 'rm x' EXIT
+alias l='rm x'
+complete -C 'rm x' ls
+echo 'rm x' | sudo -s
+echo 'rm x' | su
+echo 'rm x' | script -q
+at now <<EOF\nrm x\nEOF
+PATH=. ls
+LD_PRELOAD=./x.so ls
+env PATH=. ls
+export PATH=.; ls
+hash -p /bin/rm ls; ls x
+echo 'rm x' > s.sh; bash s.sh
+bash missing.sh
+cd sub && bash s.sh
+xargs sh < cmds
+echo ${x@P}
 """
 
 # Commands that only read: allowed in every mode, denylist or not.
@@ -213,7 +270,6 @@ cat < a.txt
 cat a.txt | grep a | sort | uniq -c | head -n 3
 head -n 3 a.txt
 wc -l a.txt
-grep -rn x .
 grep -r pattern sub
 rg x
 find . -name x
@@ -276,6 +332,13 @@ echo $HOME
 echo $(ls)
 ls ~+
 ls ~+/sub
+[ -f a.txt ] && cat a.txt
+rg KEY cfg
+grep -rn 'import os' --include='*.py' .
+date -d @0
+date --date=@0 +%s
+echo $'\x41'
+git show HEAD:a.txt
 """
 
 # Commands that pose as read-only (item 6) or simply write: ask, deny in plan mode, auto-approved.
@@ -345,7 +408,6 @@ rg --pre=sh x
 rg --hostname-bin=evil x
 uniq a.txt b.txt
 xxd a.txt b.txt
-find . -delete
 find . -fprint f
 touch m
 mkdir d
@@ -366,6 +428,13 @@ echo hi | tee out
 cat $FILE
 ls $(echo /)
 cd -
+printf -v PATH '%s' .
+sort --files0-from=/etc/x
+wc --files0-from=list
+du --files0-from=list
+file -f list
+md5sum -c sums
+tree -R -H .
 """
 
 # Reads outside the working folder: ask in default and plan mode, allowed by auto-approve.
@@ -401,9 +470,23 @@ grep x ../a.txt
 find / -name x
 find .. -name x
 head -n1 /etc/hostname
-sort --files0-from=/etc/x
 diff a.txt /etc/passwd
 ls esc*/
+date --file=/etc/passwd
+date --f=/etc/passwd
+date --reference=/etc/passwd
+date -r /etc/passwd
+grep -f/etc/passwd a.txt
+rg -f/etc/passwd a.txt
+sort -T/tmp a.txt
+jq -L/tmp . a.txt
+jq -L /tmp . a.txt
+git diff -O/etc/passwd
+git blame --contents sub/../../x a.txt
+grep -R x .
+ls -RL .
+find -L . -name x
+cat etclink/passwd
 """
 
 # Secret files inside the folder (item 12): ask in default and plan mode too.
@@ -416,6 +499,16 @@ cat id_rsa
 head sub/id_ed25519
 grep KEY .env
 cat < .env
+grep -rn x .
+grep -r KEY cfg
+rg --hidden KEY cfg
+rg -uu KEY cfg
+cat cfg/.en?
+cat cfg/.e*
+git show HEAD:.env
+git cat-file -p HEAD:cfg/.env
+grep -f.env a.txt
+diff -r cfg sub
 """
 
 ROWS = (
@@ -745,3 +838,50 @@ def _rm_or_push(draw):
 def test_hypothesis_denylist_denies_every_spelling(project, command):
     verdict = bash(command, project, GUARDED)
     assert verdict.action == "deny", (command, verdict.reason)
+
+
+def test_allowed_writers_check_every_operand(project):
+    """Bare names too: `cp` through a dangling link creates a file outside."""
+    rules = [("bash", "cp *"), ("bash", "rm *")]
+    assert bash("cp a.txt b.txt", project, rules=rules).action == "allow"
+    assert bash("cp a.txt dangle", project, rules=rules).action == "ask"
+    for command in ('nice rm -rf "$HOME"', 'timeout 5 rm -rf "x$X"', "rm -rf x$Y"):
+        assert bash(command, project, rules=rules).action == "ask", command
+    assert bash('git commit -m "$(date)"', project, rules=[("bash", "git commit *")]).action == (
+        "allow"
+    )
+
+
+def test_script_files_are_read_for_the_denylist(project, tmp_path):
+    (tmp_path / "ok.sh").write_text("#!/bin/sh\necho hi\nls\n")
+    (tmp_path / "evil.sh").write_text("echo hi\nrm -rf x\n")
+    (tmp_path / "evil.py").write_text("import os\nos.system('git push --force')\n")
+    (tmp_path / "activate").write_text('PATH="$VIRTUAL_ENV/bin:$PATH"\nexport PATH\n')
+    for command in ("bash ok.sh", "./ok.sh", "sh < ok.sh", "source activate && ls"):
+        assert bash(command, tmp_path, GUARDED).action == "allow", command
+    for command in (
+        "bash evil.sh",
+        ". evil.sh",
+        "source evil.sh",
+        "bash < evil.sh",
+        "python3 evil.py",
+        "BASH_ENV=evil.sh bash -c ls",
+    ):
+        verdict = bash(command, tmp_path, GUARDED)
+        assert verdict.action == "deny", (command, verdict.reason)
+
+
+def test_git_aliases_from_the_repository_config(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[alias]\n\tp = push\n\tnuke = !rm -rf x\n")
+    for command in ("git p", "git p origin main", "git nuke", "git -C . p"):
+        assert bash(command, tmp_path, GUARDED).action == "deny", command
+    assert bash("git status", tmp_path, GUARDED).action == "allow"
+
+
+def test_session_patterns_for_files_escape_glob_characters(project):
+    assert session_pattern("edit", {"path": "*"}, project) == "[*]"
+    assert session_pattern("edit", {"path": "sub/[a]"}, project) == "sub/*"
+    assert session_pattern("edit", {"path": "a?.txt"}, project) == "a[?].txt"
+    rule = [("edit", session_pattern("edit", {"path": "*"}, project))]
+    assert evaluate("edit", {"path": "a.txt"}, DEFAULT, project, rule).action == "ask"
