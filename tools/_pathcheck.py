@@ -207,12 +207,17 @@ def in_git_dir(path: Path) -> bool:
     return any(part.casefold() == ".git" for part in path.parts)
 
 
-def is_secret(path: Path, protected: Iterable[Path] = ()) -> bool:
-    """A file that commonly holds credentials, or one of `protected`."""
-    name = path.name.casefold()
+def secret_name(name: str) -> bool:
+    """A file name that commonly holds credentials (`.env`, `id_rsa`, `*.pem`, `.netrc`)."""
+    name = name.casefold()
     if name == ".env" or (name.startswith(".env.") and name not in _ENV_NOT_SECRET):
         return True
-    if name in _SECRET_FILES or any(fnmatchcase(name, p) for p in _SECRET_NAMES):
+    return name in _SECRET_FILES or any(fnmatchcase(name, p) for p in _SECRET_NAMES)
+
+
+def is_secret(path: Path, protected: Iterable[Path] = ()) -> bool:
+    """A file that commonly holds credentials, or one of `protected`."""
+    if secret_name(path.name):
         return True
     home = real(os.path.expanduser("~"))
     for folder in _SECRET_HOME_DIRS:

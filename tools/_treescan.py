@@ -13,9 +13,26 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from tools._pathcheck import is_secret, place, real
+from tools._pathcheck import is_secret, place, real, secret_name
 
-_LIMIT = 50000
+_LIMIT = 100_000
+# Folders of installed third-party code: their `*.pem` files are CA bundles, not the user's
+# secrets, and a project's virtualenv must not make every `grep -r` in it ask.
+_VENDOR = frozenset(
+    {
+        ".git",
+        "node_modules",
+        ".venv",
+        "venv",
+        "site-packages",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+    }
+)
 _GREP = frozenset({"grep", "egrep", "fgrep"})
 
 
@@ -69,6 +86,7 @@ def scan(
     """("outside" or "secret", why) when reading `folder` this way reaches a secret file or
     leaves the roots; None when it does not."""
     protected = tuple(protected)
+    names = {p.name.casefold() for p in protected}
     seen = 0
     stack = [folder]
     visited: set[Path] = set()
@@ -81,6 +99,8 @@ def scan(
             entries = list(os.scandir(current))
         except OSError:
             continue
+        if is_secret(current / "_", protected):  # inside ~/.ssh, ~/.aws, …
+            return "secret", f"reads files that may hold secrets: {current}"
         for entry in entries:
             seen += 1
             if seen > _LIMIT:
@@ -96,12 +116,17 @@ def scan(
                 if link and place(target, roots).root is None:
                     return "outside", f"the link {path} leads outside the working directory"
                 if entry.is_dir(follow_symlinks=how.follow):
-                    if entry.name != ".git":
+                    if entry.name not in _VENDOR:
                         stack.append(target)
-                elif (is_secret(target, protected) or is_secret(path, protected)) and (
+                elif _named_secret(entry.name, names) and (
                     not how.include or any(fnmatchcase(entry.name, g) for g in how.include)
                 ):
                     return "secret", f"reads a file that may hold secrets: {path}"
             except OSError:
                 continue
     return None
+
+
+def _named_secret(name: str, protected: set[str]) -> bool:
+    """A cheap first test by name (`is_secret` resolves the home folder on every call)."""
+    return name.casefold() in protected or secret_name(name)

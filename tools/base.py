@@ -8,13 +8,30 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from tools.errors import ToolError
 
-__all__ = ["Tool", "ToolContext", "ToolError", "ToolResult", "parse_args", "tool_schema"]
+__all__ = [
+    "FileAccess",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "parse_args",
+    "tool_schema",
+]
+
+
+class FileAccess(Protocol):
+    """Text files as an editor holds them. Paths are absolute and already permitted (the
+    permission checks run before a tool does); None/False: not handled, use the disk."""
+
+    async def read_text(self, path: Path) -> str | None: ...
+
+    async def write_text(self, path: Path, content: str) -> bool: ...
 
 
 @dataclass
@@ -30,6 +47,9 @@ class ToolContext:
     # The call being run, and the agent running it (for tools that run agents: `task`).
     call_id: str = ""
     host: Any = None
+    # Where read_file/write_file/edit read and write text: None is the local disk; an editor
+    # (vibe.acp) passes its own, so its unsaved buffers are what the tools see and change.
+    files: FileAccess | None = None
 
 
 @dataclass

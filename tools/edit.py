@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from pathlib import Path
 from typing import ClassVar
@@ -9,8 +10,16 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools._paths import display, missing_file_error, resolve
-from tools._text import atomic_write, count_changes, finish_write, read_text, unified_diff
-from tools.base import Tool, ToolContext, ToolError, ToolResult
+from tools._text import (
+    TextFile,
+    atomic_write,
+    count_changes,
+    decode,
+    finish_write,
+    read_text,
+    unified_diff,
+)
+from tools.base import FileAccess, Tool, ToolContext, ToolError, ToolResult
 
 MAX_SCAN_LINES = 50_000  # lines compared when looking for the closest text to a failed match
 
@@ -38,7 +47,26 @@ class EditTool(Tool):
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, EditArgs)
+        if ctx.files is not None:  # an editor's buffer (vibe.acp), else the disk
+            result = await _edit_through(ctx.files, args, ctx.cwd)
+            if result is not None:
+                return result
         return await finish_write(_edit, args, ctx.cwd)
+
+
+async def _edit_through(files: FileAccess, args: EditArgs, cwd: Path) -> ToolResult | None:
+    """The edit applied to the editor's text of the file; None: the editor does not hold it."""
+    path = resolve(cwd, args.path)
+    current = await files.read_text(path)
+    if current is None:
+        return None
+    file = decode(current.encode("utf-8"))  # its line endings are kept, as on disk
+    updated, result = _replace(args, file, display(cwd, path))
+    text = updated.replace("\n", "\r\n") if file.newline == "\r\n" else updated
+    # Like a disk write: once started, it finishes with its real result.
+    if not await asyncio.shield(files.write_text(path, text)):
+        return None
+    return result
 
 
 def _edit(args: EditArgs, cwd: Path) -> ToolResult:
@@ -48,11 +76,23 @@ def _edit(args: EditArgs, cwd: Path) -> ToolResult:
         raise missing_file_error(cwd, args.path, path)
     if path.is_dir():
         raise ToolError(f"{shown} is a directory")
+    file = read_text(path, shown)
+    updated, result = _replace(args, file, shown)
+    try:
+        atomic_write(path, file.encode(updated))
+    except PermissionError:
+        raise ToolError(f"permission denied: {shown}") from None
+    except OSError as exc:
+        raise ToolError(f"could not write {shown}: {exc.strerror or exc}") from None
+    return result
+
+
+def _replace(args: EditArgs, file: TextFile, shown: str) -> tuple[str, ToolResult]:
+    """The file's new text and the tool's result; ToolError when the edit cannot apply."""
     if not args.old_string:
         raise ToolError("old_string is empty; use write_file to create or overwrite a file")
     if args.old_string == args.new_string:
         raise ToolError("old_string and new_string are identical; there is nothing to change")
-    file = read_text(path, shown)
     text = file.text
     old, new = args.old_string, args.new_string
     if file.newline == "\r\n":
@@ -73,13 +113,6 @@ def _edit(args: EditArgs, cwd: Path) -> ToolResult:
             "include more surrounding lines to make it unique, or set replace_all=true"
         )
     updated = text.replace(old, new) if args.replace_all else text.replace(old, new, 1)
-    payload = file.encode(updated)
-    try:
-        atomic_write(path, payload)
-    except PermissionError:
-        raise ToolError(f"permission denied: {shown}") from None
-    except OSError as exc:
-        raise ToolError(f"could not write {shown}: {exc.strerror or exc}") from None
     diff = unified_diff(text, updated, shown)
     added, removed = count_changes(diff)
     first = _line_of(text, starts[0])
@@ -90,7 +123,7 @@ def _edit(args: EditArgs, cwd: Path) -> ToolResult:
         else f"lines {', '.join(str(_line_of(text, i)) for i in starts[:10])}"
     )
     noun = "replacement" if count == 1 else "replacements"
-    return ToolResult(
+    return updated, ToolResult(
         text=f"Edited {shown}: {count} {noun} at {where} (+{added} -{removed} lines)",
         diff=diff,
         data={"path": shown, "replacements": count, "first_line": first},

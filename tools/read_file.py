@@ -43,20 +43,27 @@ class ReadFileTool(Tool):
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, ReadFileArgs)
+        if ctx.files is not None:  # an editor's buffer (vibe.acp), else the disk
+            text = await ctx.files.read_text(resolve(ctx.cwd, args.path))
+            if text is not None:
+                return _read(args, ctx.cwd, ctx.output_cap, text)
         return await asyncio.to_thread(_read, args, ctx.cwd, ctx.output_cap)
 
 
-def _read(args: ReadFileArgs, cwd: Path, cap: int | None) -> ToolResult:
+def _read(args: ReadFileArgs, cwd: Path, cap: int | None, text: str | None = None) -> ToolResult:
     path = resolve(cwd, args.path)
     shown = display(cwd, path)
-    if not path.exists():
+    if text is not None:
+        lines, total = _text_lines(text, args.offset or 1)
+    elif not path.exists():
         raise missing_file_error(cwd, args.path, path)
-    if path.is_dir():
+    elif path.is_dir():
         raise ToolError(f"{shown} is a directory; use bash `ls` or grep to explore it")
-    try:
-        lines, total = _lines(path, shown, args.offset or 1)
-    except PermissionError:
-        raise ToolError(f"permission denied: {shown}") from None
+    else:
+        try:
+            lines, total = _lines(path, shown, args.offset or 1)
+        except PermissionError:
+            raise ToolError(f"permission denied: {shown}") from None
     start = args.offset or 1
     if total == 0:
         return ToolResult(text=f"({shown} is empty)", data={"path": shown, "total_lines": 0})
@@ -118,6 +125,14 @@ def _fit(number: int, line: str, shown: str, room: int) -> str:
     data = line.encode("utf-8", errors="replace")[: max(0, room - overhead - 1)]
     keep = len(data.decode("utf-8", errors="ignore"))
     return _row(number, line, shown, min(keep, MAX_LINE_CHARS))
+
+
+def _text_lines(text: str, start: int) -> tuple[list[str], int]:
+    """Like _lines, for text given by an editor."""
+    all_lines = text.removeprefix("\ufeff").split("\n")
+    if all_lines[-1] == "":
+        all_lines.pop()
+    return [_strip_cr(x) for x in all_lines[start - 1 : start - 1 + MAX_LINES]], len(all_lines)
 
 
 def _lines(path: Path, shown: str, start: int) -> tuple[list[str], int]:

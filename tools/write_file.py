@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,7 +19,7 @@ from tools._text import (
     looks_binary,
     unified_diff,
 )
-from tools.base import Tool, ToolContext, ToolError, ToolResult
+from tools.base import FileAccess, Tool, ToolContext, ToolError, ToolResult
 
 
 class WriteFileArgs(BaseModel):
@@ -40,7 +41,31 @@ class WriteFileTool(Tool):
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, WriteFileArgs)
+        if ctx.files is not None:  # an editor's buffer (vibe.acp), else the disk
+            result = await _write_through(ctx.files, args, ctx.cwd)
+            if result is not None:
+                return result
         return await finish_write(_write, args, ctx.cwd)
+
+
+async def _write_through(files: FileAccess, args: WriteFileArgs, cwd: Path) -> ToolResult | None:
+    """The content written through the editor; None: the editor does not take it."""
+    path = resolve(cwd, args.path)
+    shown = display(cwd, path)
+    if path.is_dir():
+        raise ToolError(f"{shown} is a directory")
+    old = await files.read_text(path) if path.is_file() else None
+    if old is None:  # a new file, or one the editor does not hold (binary): the disk path
+        return None
+    content = args.content
+    if old is not None and "\r\n" in old and old.count("\r\n") == old.count("\n"):
+        content = content.replace("\r\n", "\n").replace("\n", "\r\n")
+    if old == content:
+        return ToolResult(text=f"No changes: {shown} already has this content", diff="")
+    # Like a disk write: once started, it finishes with its real result.
+    if not await asyncio.shield(files.write_text(path, content)):
+        return None
+    return _written(shown, old, content, True, "utf-8")
 
 
 def _write(args: WriteFileArgs, cwd: Path) -> ToolResult:
@@ -74,7 +99,11 @@ def _write(args: WriteFileArgs, cwd: Path) -> ToolResult:
         raise ToolError(f"permission denied: {shown}") from None
     except OSError as exc:
         raise ToolError(f"could not write {shown}: {exc.strerror or exc}") from None
-    diff = unified_diff(old.text if old is not None else None, content, shown)
+    return _written(shown, old.text if old is not None else None, content, existed, fmt.encoding)
+
+
+def _written(shown: str, old: str | None, content: str, existed: bool, encoding: str) -> ToolResult:
+    diff = unified_diff(old, content, shown)
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     if existed:
         added, removed = count_changes(diff)
@@ -82,5 +111,5 @@ def _write(args: WriteFileArgs, cwd: Path) -> ToolResult:
     else:
         text = f"Created {shown} ({lines} lines)"
     return ToolResult(
-        text=text, diff=diff, data={"path": shown, "created": not existed, "encoding": fmt.encoding}
+        text=text, diff=diff, data={"path": shown, "created": not existed, "encoding": encoding}
     )

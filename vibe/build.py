@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from vibe.config import LoadedConfig, ModeConfig, ModelConfig, ProviderConfig, load_config
 from vibe.config.secrets import redact
 from vibe.errors import ConfigError, UsageError
+from vibe.options import RunOptions
 
 if TYPE_CHECKING:
     from tools.base import Tool
@@ -86,18 +87,19 @@ def known_secrets(loaded: LoadedConfig) -> list[str]:
     return sorted({k for k in keys if k}, key=len, reverse=True)
 
 
-def limits_from(args: argparse.Namespace) -> Limits:
+def limits_from(opts: RunOptions) -> Limits:
     from vibe.agent.budget import Limits
 
+    limits = Limits(opts.max_turns, opts.max_tokens, opts.max_price, opts.time_limit)
     for flag in ("max_turns", "max_tokens", "max_price", "time_limit"):
-        value = getattr(args, flag, None)
+        value = getattr(limits, flag)
         if value is not None and value <= 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
-    return Limits(args.max_turns, args.max_tokens, args.max_price, args.time_limit)
+    return limits
 
 
 def existing_session(
-    loaded: LoadedConfig, cwd: Path, args: argparse.Namespace, secrets: list[str]
+    loaded: LoadedConfig, cwd: Path, opts: RunOptions | argparse.Namespace, secrets: list[str]
 ) -> Session | None:
     """--resume ID, --continue (the latest here); None means start a new session. The session
     is locked for this process: a busy one is waited for with --wait; else --resume fails and
@@ -106,14 +108,15 @@ def existing_session(
 
     from vibe.session import Session, SessionBusy, find_path, latest_path
 
-    wait = bool(getattr(args, "wait", False))
-    if getattr(args, "resume", None):
+    args = RunOptions.of(opts)
+    wait = args.wait
+    if args.resume:
         try:
             path = find_path(args.resume, loaded.home)
             return Session.load(path, secrets=secrets, lock=True, wait=wait)
         except SessionBusy as exc:
             raise UsageError(f"{exc}; wait for it with --wait") from None
-    if getattr(args, "continue_", False):
+    if args.continue_:
         path = latest_path(cwd, loaded.home)
         if path is None:
             raise UsageError(f"no session to continue in {cwd}; run without --continue")
@@ -278,13 +281,13 @@ def assemble(
     return run
 
 
-def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:
+def build_run(args: RunOptions, secrets: list[str]) -> Run:
     """Config → Run for `vibe run`; `secrets` is filled in place with every known API key."""
     from vibe.agent.approval import HeadlessApprover
     from vibe.agent.policy import parse_tool_list
 
     cwd = workdir(args.workdir)
-    dirs = add_dirs(getattr(args, "add_dir", None))
+    dirs = add_dirs(list(args.add_dir))
     loaded = load_config(cwd, trust=args.trust)
     secrets.extend(known_secrets(loaded))
     setup_logging(loaded.home, secrets)
@@ -306,17 +309,17 @@ def build_run(args: argparse.Namespace, secrets: list[str]) -> Run:
     )
 
 
-def _run_provider(args: argparse.Namespace, secrets: list[str]) -> ProviderFactory:
+def _run_provider(args: RunOptions, secrets: list[str]) -> ProviderFactory:
     """The config's provider, or --replay FILE instead; --record FILE wraps either."""
 
     def make(model: ModelConfig, pconf: ProviderConfig, loaded: LoadedConfig) -> Provider:
-        if getattr(args, "replay", None):
+        if args.replay:
             from vibe.providers.recording import ReplayProvider
 
             provider: Provider = ReplayProvider(Path(args.replay))
         else:
             provider = default_provider(model, pconf, loaded)
-        if getattr(args, "record", None):
+        if args.record:
             from vibe.providers.recording import RecordingProvider
 
             provider = RecordingProvider(provider, Path(args.record), secrets)

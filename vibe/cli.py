@@ -44,10 +44,24 @@ def build_run_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 finished, 1 usage/config error, 2 model/API failure, "
         "3 limit reached, 130 interrupted.",
     )
-    p.add_argument("prompt", nargs="?", help="the task (default: read from stdin)")
+    p.add_argument("prompt", nargs="?", help="the task (default: --prompt-file, else stdin)")
+    p.add_argument(
+        "--prompt-file", metavar="FILE", help="read the prompt from FILE (`-`: stdin)"
+    )
     p.add_argument("--output", choices=_OUTPUTS, default="text", help="output format")
     _add_session_flags(p)
-    p.add_argument("--auto-approve", action="store_true", help="allow tool calls that would ask")
+    p.add_argument(
+        "--auto-approve",
+        "--yolo",
+        dest="auto_approve",
+        action="store_true",
+        help="allow tool calls that would ask (denylists and `never` still deny)",
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write DIR/export.json at the end: messages, usage, cost, files changed",
+    )
     p.add_argument("--max-turns", type=int, metavar="N", help="stop after N model calls")
     p.add_argument("--max-price", type=float, metavar="USD", help="stop when the cost exceeds USD")
     p.add_argument("--max-tokens", type=int, metavar="N", help="stop after N tokens in total")
@@ -72,8 +86,22 @@ def build_main_parser() -> argparse.ArgumentParser:
         "`vibe engine generate|bench` (local engine), `vibe mcp list|add|remove` (MCP servers). `vibe run --help` for CI flags.",
     )
     p.add_argument("prompt", nargs="?", help="first message to send")
-    p.add_argument("--version", action="version", version=f"vibe {__version__}")
-    p.add_argument("-p", dest="print_prompt", metavar="PROMPT", help="same as `vibe run PROMPT`")
+    p.add_argument("-v", "--version", action="version", version=f"vibe {__version__}")
+    p.add_argument(
+        "-p",
+        dest="print_prompt",
+        metavar="PROMPT",
+        nargs="?",
+        const="",
+        help="same as `vibe run PROMPT`; a bare -p reads the prompt from stdin",
+    )
+    p.add_argument(
+        "--auto-approve",
+        "--yolo",
+        dest="auto_approve",
+        action="store_true",
+        help="start in the auto-approve mode (tool calls that would ask run)",
+    )
     _add_session_flags(p)
     return p
 
@@ -133,28 +161,33 @@ def _dispatch(argv: list[str]) -> int:
     # parse_known_args: `vibe -p PROMPT` takes every `vibe run` flag (--output, --max-turns…).
     args, unknown = parser.parse_known_args(argv)
     if args.print_prompt is not None:
-        run_argv = [args.print_prompt, *_passthrough(argv)]
+        # A bare -p: the prompt comes from --prompt-file or stdin, as with `vibe run`.
+        given = [args.print_prompt] if args.print_prompt else []
+        run_argv = [*given, *_passthrough(argv, bare=not args.print_prompt)]
         return _run(build_run_parser().parse_args(run_argv))
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.auto_approve:  # --yolo: the TUI starts in the auto-approve mode
+        if args.agent and args.agent != "auto-approve":
+            parser.error("--yolo starts in the auto-approve mode; leave out --agent")
+        args.agent = "auto-approve"
     from vibe.tui.launch import launch_tui
 
     return launch_tui(args)
 
 
-def _passthrough(argv: list[str]) -> list[str]:
-    """The flags of `vibe -p PROMPT ...` other than -p itself, for `vibe run`."""
+def _passthrough(argv: list[str], *, bare: bool = False) -> list[str]:
+    """The flags of `vibe -p PROMPT ...` other than -p itself (and its PROMPT unless `bare`),
+    for `vibe run`."""
     out, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
             continue
         if arg == "-p":
-            skip = True
+            skip = not bare
             continue
         if arg.startswith("-p") and len(arg) > 2:
-            continue
-        if i > 0 and argv[i - 1] == "-p":
             continue
         out.append(arg)
     return out
@@ -162,8 +195,9 @@ def _passthrough(argv: list[str]) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from vibe.headless import run_headless
+    from vibe.options import RunOptions
 
-    return run_headless(args)
+    return run_headless(RunOptions.of(args))
 
 
 def _engine(argv: list[str]) -> int:

@@ -30,7 +30,9 @@ from vibe.events import (
     TurnFinished,
     UsageUpdated,
 )
+from vibe.export import ChangedFiles, check_output_dir, write_export
 from vibe.messages import Usage
+from vibe.options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class _Output:
     denials: list[dict[str, Any]] = field(default_factory=list)
     context: dict[str, Any] | None = None  # the last UsageUpdated: used/threshold tokens
     extra: dict[str, Any] = field(default_factory=dict)  # a subagent's: parent_tool_call_id
+    changed: ChangedFiles = field(default_factory=ChangedFiles)  # for --output-dir
+    final: TurnFinished | None = None  # the run's result, once written
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
 
@@ -86,6 +90,7 @@ class _Output:
                     }
                 )
             case ToolCallFinished():
+                self.changed.observe(event)
                 if event.status == "denied":
                     self.denials.append(
                         {"id": event.call_id, "tool": event.name, "reason": event.result}
@@ -123,6 +128,7 @@ class _Output:
                 pass
 
     def result(self, fin: TurnFinished) -> None:
+        self.final = fin
         if fin.error and fin.status != "completed":
             self.note(f"error: {fin.error}" if fin.status != "interrupted" else "interrupted")
         if self.fmt == "text":
@@ -132,23 +138,25 @@ class _Output:
                 self.out.write(redact(fin.text, self.secrets).rstrip("\n") + "\n")
                 self.out.flush()
             return
-        self.line(
-            {
-                "type": "result",
-                "status": fin.status,
-                "exit_code": fin.exit_code,
-                "result": fin.text,
-                "num_turns": fin.num_turns,
-                "usage": fin.usage.to_dict(),
-                "cost_usd": round(fin.cost_usd, 8),
-                "duration_ms": int((time.monotonic() - self.started) * 1000),
-                "session_id": self.session_id,
-                "error": fin.error,
-                "permission_denials": self.denials,
-                "warnings": list(fin.warnings),
-                **({"context": self.context} if self.context else {}),
-            }
-        )
+        self.line(self.summary(fin))
+
+    def summary(self, fin: TurnFinished) -> dict[str, Any]:
+        """The `result` object of json and stream-json (and of --output-dir's export.json)."""
+        return {
+            "type": "result",
+            "status": fin.status,
+            "exit_code": fin.exit_code,
+            "result": fin.text,
+            "num_turns": fin.num_turns,
+            "usage": fin.usage.to_dict(),
+            "cost_usd": round(fin.cost_usd, 8),
+            "duration_ms": int((time.monotonic() - self.started) * 1000),
+            "session_id": self.session_id,
+            "error": fin.error,
+            "permission_denials": self.denials,
+            "warnings": list(fin.warnings),
+            **({"context": self.context} if self.context else {}),
+        }
 
 
 def _tool_result(event: ToolCallFinished) -> dict[str, Any]:
@@ -182,20 +190,26 @@ def _failed(exc: VibeError) -> TurnFinished:
     return TurnFinished(status, exc.exit_code, "", 0, Usage(), 0.0, str(exc))
 
 
-def run_headless(args: argparse.Namespace) -> int:
+def run_headless(options: RunOptions | argparse.Namespace) -> int:
     """Run one headless turn for the parsed `vibe run` arguments; returns the exit code."""
+    args = RunOptions.of(options)
     output = _Output(args.output)
     # Until the event loop takes over, SIGTERM behaves like Ctrl-C (result event, exit 130).
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         prompt = _read_prompt(args)
+        export_dir = check_output_dir(args.output_dir)
         from vibe.build import build_run
 
         run = build_run(args, output.secrets)
         output.session_id = run.session.id
         for warning in run.session.warnings:
             output.note(f"warning: {warning}")
-        return asyncio.run(_drive(run, prompt, output))
+        try:
+            return asyncio.run(_drive(run, prompt, output))
+        finally:
+            if export_dir is not None and output.final is not None:
+                _export(export_dir, run, output)
     except VibeError as exc:
         fin = _failed(exc)
     except KeyboardInterrupt:
@@ -210,11 +224,28 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _read_prompt(args: argparse.Namespace) -> str:
+def _export(folder: Path, run: Any, output: _Output) -> None:
+    assert output.final is not None
+    try:
+        write_export(folder, output.summary(output.final), run, output.changed, output.secrets)
+    except OSError as exc:  # the run's outcome stands; say why there is no export
+        output.note(f"warning: could not write {folder / 'export.json'}: {exc.strerror or exc}")
+
+
+def _read_prompt(args: RunOptions) -> str:
+    """The prompt: the argument, else --prompt-file FILE (`-` is stdin), else stdin."""
     if args.prompt is not None:
         prompt = args.prompt
+    elif args.prompt_file and args.prompt_file != "-":
+        try:
+            prompt = Path(args.prompt_file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(f"--prompt-file {args.prompt_file}: {why}") from None
     elif sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("no prompt: pass it as an argument or pipe it on stdin")
+        raise UsageError(
+            "no prompt: pass it as an argument, with --prompt-file FILE, or pipe it on stdin"
+        )
     else:
         prompt = sys.stdin.read()
     if not prompt.strip():

@@ -4,7 +4,11 @@ the message in flight; an fsync follows every write on a background thread (powe
 
 A process that writes a session holds an advisory lock on its `lock` file (flock, released on
 close or exit), so two processes never interleave two conversations in one log: `Session.create`
-takes it, `Session.load(..., lock=True)` takes it or raises SessionBusy (or waits)."""
+takes it, `Session.load(..., lock=True)` takes it or raises SessionBusy (or waits).
+
+A rewind is one line `{"rewind": {"to": N}}` in messages.jsonl: the log keeps every message,
+and reading it keeps only the first N messages at that point (what the conversation was when
+the user rewound). meta.json carries the session's `title` (its first message, or /rename)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,16 @@ from vibe.messages import Message
 log = logging.getLogger(__name__)
 # One thread: fsyncs run in order, off the event loop (an fsync can take milliseconds).
 _FSYNC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vibe-fsync")
+
+
+REWIND = "rewind"  # the key of a rewind record in messages.jsonl
+TITLE_CHARS = 60
+
+
+def title_of(text: str) -> str:
+    """The first non-empty line of `text`, at most TITLE_CHARS characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 
 def new_session_id() -> str:
@@ -140,7 +154,11 @@ class Session:
             if not line.strip():
                 continue
             try:
-                out.append(Message.from_dict(json.loads(line)))
+                data = json.loads(line)
+                if isinstance(data, dict) and REWIND in data:
+                    del out[int(data[REWIND]["to"]) :]
+                    continue
+                out.append(Message.from_dict(data))
             except (ValueError, KeyError, TypeError):
                 where = "last line" if n >= len(lines) - 1 else f"line {n}"
                 warning = f"session {self.id}: skipped a torn {where} of messages.jsonl"
@@ -153,7 +171,27 @@ class Session:
         `remember=False` only writes it; the caller adds it to `messages` (in call order)."""
         if remember:
             self.messages.append(message)
-        line = json.dumps(message.to_dict(), ensure_ascii=False)
+        if message.role == "user" and not self.meta.get("title"):
+            self.set_title(message.content)
+        self._write_line(json.dumps(message.to_dict(), ensure_ascii=False))
+
+    def rewind(self, keep: int) -> None:
+        """Back to the first `keep` messages: recorded in the log (which keeps them all)."""
+        keep = max(0, min(keep, len(self.messages)))
+        self._write_line(json.dumps({REWIND: {"to": keep, "time": time.time()}}))
+        del self.messages[keep:]
+
+    def set_title(self, text: str) -> None:
+        """The session's title: the first line of `text`, shortened (the /resume picker)."""
+        title = title_of(text)
+        if title:
+            self.save_meta(title=title)
+
+    @property
+    def title(self) -> str:
+        return str(self.meta.get("title") or "")
+
+    def _write_line(self, line: str) -> None:
         data = redact(line, self.secrets).encode("utf-8") + b"\n"
         if self._fd is None:
             # O_APPEND so each message is one write at the end, even after a torn line.
@@ -210,6 +248,58 @@ def list_sessions(home: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted((p for p in root.iterdir() if (p / "meta.json").is_file()), reverse=True)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One saved session, as the /resume picker shows it."""
+
+    path: Path
+    id: str
+    title: str
+    model: str
+    updated: float
+    meta: dict[str, Any]
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """A session folder's meta.json, or None when it cannot be read."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def sessions_in(cwd: Path, home: Path) -> list[SessionInfo]:
+    """Every session started in `cwd` that has messages, newest first."""
+    target = str(cwd.resolve())
+    out: list[SessionInfo] = []
+    for path in list_sessions(home):
+        meta = read_meta(path)
+        if meta is None or meta.get("cwd") != target or not (path / "messages.jsonl").is_file():
+            continue
+        title = str(meta.get("title") or "") or first_user_line(path)
+        updated = float(meta.get("updated") or meta.get("created") or 0.0)
+        sid = str(meta.get("id") or path.name)
+        out.append(SessionInfo(path, sid, title, str(meta.get("model") or ""), updated, meta))
+    return out
+
+
+def first_user_line(path: Path) -> str:
+    """The title of a session saved before titles existed: its first user message."""
+    try:
+        with (path / "messages.jsonl").open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and data.get("role") == "user":
+                    return title_of(str(data.get("content") or ""))
+    except OSError:
+        pass
+    return ""
 
 
 def latest_path(cwd: Path, home: Path) -> Path | None:

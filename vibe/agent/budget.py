@@ -1,5 +1,7 @@
 """Run limits (--max-turns, --max-tokens, --max-price, --time-limit), checked before each
-model call; the time limit also bounds the run as a whole (see Agent.run)."""
+model call; the time limit also bounds the run as a whole (see Agent.run). The Budget keeps
+both totals: the current run's (against the limits) and the agent's life (the session's,
+across runs and resumes: what the footer and the session metadata show)."""
 
 from __future__ import annotations
 
@@ -28,11 +30,30 @@ def cost_of(usage: Usage, model: ModelConfig) -> float:
     ) / 1_000_000
 
 
-class Budget:
-    """What one run has spent so far, against its Limits."""
+# The least room an answer gets when the context is nearly full (below it compaction is due).
+MIN_ANSWER_TOKENS = 1024
 
-    def __init__(self, limits: Limits) -> None:
+
+def answer_cap(model: ModelConfig, context_tokens: int) -> int:
+    """The request's max_tokens: the model's max_output_tokens, or less when the context window
+    (max_context_length, where known) has less room left than that."""
+    cap = model.max_output_tokens
+    if model.max_context_length:
+        room = model.max_context_length - context_tokens
+        cap = min(cap, max(MIN_ANSWER_TOKENS, room))
+    return cap
+
+
+class Budget:
+    """What one run has spent so far, against its Limits, and what the agent spent in its
+    whole life (`life_usage`, `life_cost_usd`, starting from a resumed session's totals)."""
+
+    def __init__(
+        self, limits: Limits, life_usage: Usage | None = None, life_cost_usd: float = 0.0
+    ) -> None:
         self.limits = limits
+        self.life_usage = life_usage or Usage()
+        self.life_cost_usd = life_cost_usd
         self.start()
 
     def start(self) -> None:
@@ -42,9 +63,20 @@ class Budget:
         self.cost_usd = 0.0
 
     def add(self, usage: Usage, cost_usd: float) -> None:
+        """A model call of this run: one turn, counted in the run's and the life totals."""
         self.turns += 1
+        self.spend(usage, cost_usd)
+
+    def spend(self, usage: Usage, cost_usd: float) -> None:
+        """Tokens and money that are not a turn (a compaction's summary call)."""
         self.usage = self.usage + usage
         self.cost_usd += cost_usd
+        self.add_life(usage, cost_usd)
+
+    def add_life(self, usage: Usage, cost_usd: float) -> None:
+        """Only the life totals (a subagent's spending, already counted in this run)."""
+        self.life_usage = self.life_usage + usage
+        self.life_cost_usd += cost_usd
 
     def time_left(self) -> float | None:
         if self.limits.time_limit is None:

@@ -8,6 +8,10 @@ from vibe.messages import Message
 # Finish reasons of a normal end; "" means the server sent none.
 PLAIN = frozenset({"stop", "tool_calls", "end_turn", "stop_sequence", "eos", ""})
 TRUNCATED = "the model's answer was cut off at its output token limit (finish_reason=length)"
+TRUNCATED_CALLS = (
+    "the model's tool call was cut off at its output token limit (finish_reason=length; "
+    "max_output_tokens of the model); the call was not run"
+)
 
 
 def judge_answer(message: Message, reason: str) -> tuple[str | None, list[str]]:

@@ -45,9 +45,9 @@ from tools.base import Tool, ToolContext, ToolError, parse_args, tool_schema
 from tools.permissions import PermissionPolicy, evaluate, session_pattern
 from vibe.agent import continuation
 from vibe.agent.approval import ApprovalRequest, Approver
-from vibe.agent.budget import Budget, Limits, cost_of
+from vibe.agent.budget import Budget, Limits, answer_cap, cost_of
 from vibe.agent.compaction import Compactor, retry_after_compaction
-from vibe.agent.finish import judge_answer
+from vibe.agent.finish import TRUNCATED_CALLS, judge_answer
 from vibe.agent.footprint import dependencies, footprint, parse_arguments, unfinished_writes
 from vibe.agent.history import CANCELLED, cancelled_result, repair
 from vibe.agent.tokens import ContextMeter, estimate_text_tokens
@@ -104,6 +104,10 @@ class AgentSettings:
     # Awaited before a turn's first model call (vibe.mcp: wait for servers still starting,
     # then offer their tools through set_tools).
     before_turn: Callable[[], Awaitable[None]] | None = None
+    # (tool, arguments) right before a permitted tool runs (vibe.rewind keeps pre-images).
+    before_run: Callable[[str, dict[str, Any]], None] | None = None
+    # tools.base.FileAccess: read_file/write_file/edit go through the editor (vibe.acp); None: disk.
+    files: Any = None
 
 
 class Agent:
@@ -128,12 +132,12 @@ class Agent:
             except OSError as exc:
                 log.warning("could not clean temp files beside %s: %s", target, exc)
         saved = session.meta.get("usage") or {}
-        self.usage = Usage(saved.get("prompt_tokens", 0), saved.get("completion_tokens", 0))
-        self.cost_usd: float = float(session.meta.get("cost_usd", 0.0))
+        life = Usage(saved.get("prompt_tokens", 0), saved.get("completion_tokens", 0))
+        # The run's and the life totals (vibe.agent.budget); usage and cost_usd read the latter.
+        self._budget = Budget(settings.limits, life, float(session.meta.get("cost_usd", 0.0)))
         self.threshold = settings.model.compact_threshold()
         self.num_turns = 0
         self.session_rules: list[tuple[str, str]] = []  # (tool, pattern) allowed this session
-        self._budget = Budget(settings.limits)
         self._schemas = [tool_schema(t) for t in self.tools.values()]
         self._meter = ContextMeter(fixed=estimate_text_tokens(json.dumps(self._schemas)))
         self._just_compacted = False  # no second compaction before a model call
@@ -146,6 +150,23 @@ class Agent:
         self._warnings: list[str] = []  # of the current run
 
     # ---- public controls -------------------------------------------------------------------
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens over the agent's life (the session's, resumes included)."""
+        return self._budget.life_usage
+
+    @usage.setter
+    def usage(self, value: Usage) -> None:
+        self._budget.life_usage = value
+
+    @property
+    def cost_usd(self) -> float:
+        return self._budget.life_cost_usd
+
+    @cost_usd.setter
+    def cost_usd(self, value: float) -> None:
+        self._budget.life_cost_usd = value
 
     def interrupt(self) -> None:
         if self._task is not None and not self._task.done():
@@ -210,6 +231,8 @@ class Agent:
                     budget.check()
                     await self._before_query()
                     reply = await retry_after_compaction(self._query, self._auto_compact)
+                    if self._finish == "length" and reply.tool_calls:  # cut-off calls never run
+                        raise LimitReached(TRUNCATED_CALLS)
                     if not reply.tool_calls:
                         truncated, warnings = judge_answer(reply, self._finish)
                         self._warnings += warnings
@@ -278,10 +301,7 @@ class Agent:
         self._just_compacted = True
         self.context_tokens = self._meter.tokens(self.messages)
         # The summary call costs tokens and money but is not a turn.
-        cost = cost_of(result.usage, model)
-        self.usage, self.cost_usd = self.usage + result.usage, self.cost_usd + cost
-        self._budget.usage = self._budget.usage + result.usage
-        self._budget.cost_usd += cost
+        self._budget.spend(result.usage, cost_of(result.usage, model))
         return Compacted(before, self.context_tokens, result.summary)
 
     async def _query(self) -> Message:
@@ -294,6 +314,7 @@ class Agent:
             tools=self._schemas,
             temperature=model.temperature,
             thinking=model.thinking,
+            max_tokens=answer_cap(model, self.context_tokens),  # max_output_tokens
         )
         text: list[str] = []
         reasoning: list[str] = []
@@ -424,7 +445,10 @@ class Agent:
             output_cap=self.settings.max_tool_output_bytes,
             call_id=call.id,
             host=self,
+            files=self.settings.files,
         )
+        if self.settings.before_run is not None:
+            self.settings.before_run(call.name, args.model_dump(exclude_none=True))
         try:
             result = await tool.run(args, ctx)
         except ToolError as exc:
@@ -471,8 +495,6 @@ class Agent:
         cost = cost_of(usage, self.settings.model)
         self.num_turns += 1
         self._budget.add(usage, cost)
-        self.usage = self.usage + usage
-        self.cost_usd += cost
         self._meter.observe(usage, self.messages)
         self._just_compacted = False
         self.context_tokens = self._meter.tokens(self.messages)

