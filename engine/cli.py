@@ -139,8 +139,8 @@ def _generate(args: argparse.Namespace) -> int:
             "text": tok.decode(out),
             "timings": timings,
         }
-        if eng.spec is not None:
-            result["speculative"] = eng.spec.stats.as_dict()
+        if eng.speculator is not None:
+            result["speculative"] = eng.speculator.stats.as_dict()
         print(json.dumps(result, ensure_ascii=False))
     else:
         print()
@@ -159,8 +159,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.spec_alpha is not None and (args.draft is None or not 0 <= args.spec_alpha <= 1):
         raise _UsageError("--spec-alpha needs --draft and must be in [0, 1]")
     eng = _load(args)
-    if eng.spec is not None:
-        eng.spec.forced_alpha = args.spec_alpha
+    if eng.speculator is not None:
+        eng.speculator.forced_alpha = args.spec_alpha
     if args.prompt_tokens + args.max_tokens >= eng.context_length:
         raise _UsageError(f"prompt + generated tokens must stay below {eng.context_length}")
     base = eng.tokenizer.encode("The quick brown fox jumps over the lazy dog. " * 8)
@@ -193,7 +193,7 @@ def _bench(args: argparse.Namespace) -> int:
         "prefill_tok_s": round(best["prefill_tok_s"], 2),
         "decode_tok_s": round(best["decode_tok_s"], 2),
     }
-    if eng.spec is not None:
+    if eng.speculator is not None:
         result.update(_plain_decode(eng, prompt, args, best["decode_tok_s"]))
     print(
         json.dumps(result)
@@ -208,16 +208,13 @@ def _plain_decode(
     eng: Any, prompt: list[int], args: argparse.Namespace, spec_tps: float
 ) -> dict[str, Any]:
     """The same bench without the draft head, plus the speculative statistics."""
-    spec, eng.spec = eng.spec, None
-    stats = spec.stats.as_dict()
+    stats = eng.speculator.stats.as_dict()
     plain = 0.0
-    try:
-        for _ in range(args.repeat):
-            eng.reset()
-            sum(1 for _ in eng.generate(prompt, args.max_tokens, stop_at_eos=False))
-            plain = max(plain, eng.last_timings.decode_tok_s)
-    finally:
-        eng.spec = spec
+    for _ in range(args.repeat):
+        eng.reset()
+        stream = eng.generate(prompt, args.max_tokens, stop_at_eos=False, speculate=False)
+        sum(1 for _ in stream)
+        plain = max(plain, eng.last_timings.decode_tok_s)
     return {
         "plain_decode_tok_s": round(plain, 2),
         "speedup": round(spec_tps / plain, 3) if plain else None,

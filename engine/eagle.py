@@ -8,6 +8,7 @@ pair (token p+1, feature of target position p), as in vLLM and llama.cpp.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,9 @@ import torch.nn.functional as F
 from engine.config import ModelConfig
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
-from engine.model import ForwardOutput, Layer, Transformer, rms_norm
-from engine.rope import apply_rope, llama4_query_scale, rope_tables
+from engine.layer import StepOps, cache_ops, rms_norm, run_layers
+from engine.model import ForwardOutput, Layer, Transformer
+from engine.rope import llama4_query_scale, rope_tables
 
 EAGLE1, EAGLE3 = "eagle1", "eagle3"
 
@@ -59,36 +61,43 @@ def default_target_layers(n_layers: int) -> tuple[int, int, int]:
     return lo, mid, hi
 
 
-class DraftChain:
-    """Training-time test: the keys a draft step sees d-1 steps into a chain, for every position
-    of a [B, T] window at once. Pass d reads pass d-1's states shifted by one position; the
-    draft cache then holds pass-1 rows (from the target's features) up to p-d+1 and one row
-    from each later pass on the diagonal, p-d+2 .. p. One chain per window, passes in order."""
+class ChainAttention(Protocol):
+    """Training-time test attention (the trainer's `DraftChain`): keys/values of the earlier
+    passes of a chain, and the mask over them (None: plain causal)."""
 
-    def __init__(self, n_layers: int, T: int, device: torch.device) -> None:
-        self.kv: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(n_layers)]
-        self.idx = torch.arange(T, device=device)
-        self.depth = 0
-        self.mask: torch.Tensor | None = None  # pass 1: plain causal
-
-    def next_pass(self) -> None:
-        self.depth += 1
-        if self.depth > 1:
-            d, q, c = self.depth, self.idx[:, None], self.idx[None, :]
-            blocks = [c <= q - (d - 1)] + [c == q - (d - j) for j in range(2, d + 1)]
-            self.mask = torch.cat(blocks, dim=1)  # [T, d*T]
+    mask: torch.Tensor | None
 
     def attend(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """This pass's keys/values [B, Hkv, T, D] after the earlier passes' ones (a later pass
-        may run on the first B windows of the earlier ones only)."""
-        self.kv[layer].append((k, v))
-        B = k.shape[0]
-        return (
-            torch.cat([k_[:B] for k_, _ in self.kv[layer]], dim=-2),
-            torch.cat([v_[:B] for _, v_ in self.kv[layer]], dim=-2),
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class WindowOps(StepOps):
+    """Training attention over [B, T] windows without a cache: causal, or along a chain."""
+
+    def __init__(
+        self,
+        heads: tuple[int, int, int],
+        eps: float,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        q_scale: torch.Tensor | None,
+        chain: ChainAttention | None = None,
+    ) -> None:
+        super().__init__(heads, eps, cos, sin, q_scale)
+        self.chain = chain
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        H, Hkv, _ = self.heads
+        q, k, v = q.transpose(-2, -3), k.transpose(-2, -3), v.transpose(-2, -3)  # [.., H, T, D]
+        mask, causal = None, q.shape[-2] > 1
+        if self.chain is not None:
+            k, v = self.chain.attend(layer, k, v)
+            mask, causal = self.chain.mask, self.chain.mask is None
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=Hkv != H
         )
+        return o.transpose(-2, -3)
 
 
 class EagleHead:
@@ -241,7 +250,7 @@ class EagleHead:
         positions: torch.Tensor,
         cache: KVCache | None,
         from_target: bool,
-        chain: DraftChain | None = None,
+        chain: ChainAttention | None = None,
     ) -> torch.Tensor:
         """Draft states [..., T, H] for tokens [..., T] and features/states [..., T, F].
 
@@ -255,69 +264,32 @@ class EagleHead:
         emb = self.embed[tokens]
         if self.kind == EAGLE3 and from_target:
             hidden = linear(hidden, self.fc)
-        cos = self.cos[positions].unsqueeze(-2)  # [..., T, 1, D]
-        sin = self.sin[positions].unsqueeze(-2)
-        q_scale = llama4_query_scale(cfg, positions)
+        ops = self._ops(positions, cache, chain)
         if self.kind == EAGLE1:
             x = linear(torch.cat((emb, hidden), dim=-1), self.fc)
-            for i, lay in enumerate(self.layers):
-                skip = i == 0 and not self.spec.first_layer_norm
-                h = x if skip else rms_norm(x, lay.attn_norm, cfg.norm_eps)
-                x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache, chain)
-            return rms_norm(x, self.norm, cfg.norm_eps) if self.spec.final_norm else x
+            first = None if self.spec.first_layer_norm else x
+            final = self.norm if self.spec.final_norm else None
+            return run_layers(ops, self.layers, x, final, first_input=first)[0]
         e = rms_norm(emb, self.layers[0].attn_norm, cfg.norm_eps)
         h0 = torch.cat((e, rms_norm(hidden, self.hidden_norm, cfg.norm_eps)), dim=-1)
-        x = self._block(0, self.layers[0], hidden, h0, positions, cos, sin, q_scale, cache, chain)
-        for i, lay in enumerate(self.layers[1:], start=1):
-            h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
-            x = self._block(i, lay, x, h, positions, cos, sin, q_scale, cache, chain)
-        return x
+        return run_layers(ops, self.layers, hidden, None, first_input=h0)[0]
 
-    def _block(
-        self,
-        i: int,
-        lay: Layer,
-        resid: torch.Tensor,
-        h: torch.Tensor,
-        positions: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        q_scale: torch.Tensor | None,
-        cache: KVCache | None,
-        chain: DraftChain | None = None,
-    ) -> torch.Tensor:
-        """One pre-norm decoder layer: resid + attn(h), then + SwiGLU(norm(.)), as model.py."""
+    def _ops(
+        self, positions: torch.Tensor, cache: KVCache | None, chain: ChainAttention | None
+    ) -> StepOps:
         cfg = self.cfg
-        H, Hkv, D = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        lead, T = h.shape[:-2], h.shape[-2]
-        q, k, v = linear(h, lay.wqkv).split([H * D, Hkv * D, Hkv * D], dim=-1)
-        q = apply_rope(q.view(*lead, T, H, D), cos, sin)
-        k = apply_rope(k.view(*lead, T, Hkv, D), cos, sin)
-        v = v.view(*lead, T, Hkv, D)
+        heads = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim)
+        q_scale = llama4_query_scale(cfg, positions)
+        if cache is not None:
+            end = int(positions[0]) + positions.shape[0]
+            return cache_ops(
+                heads, cfg.norm_eps, self.cos, self.sin, positions, cache, end, None, q_scale
+            )
+        cos = self.cos[positions].unsqueeze(-2)  # [..., T, 1, D]
+        sin = self.sin[positions].unsqueeze(-2)
         if q_scale is not None:
-            q = q * q_scale.to(q.dtype)[..., None, None]
-        q, k, v = q.transpose(-2, -3), k.transpose(-2, -3), v.transpose(-2, -3)  # [.., H, T, D]
-        mask, causal = None, T > 1
-        if cache is not None:
-            start = int(positions[0])
-            end = start + T
-            cache.write(i, start, k.transpose(0, 1), v.transpose(0, 1))
-            k, v = cache.view(i, 0, end)
-            if T > 1 and start > 0:
-                keys = torch.arange(end, device=h.device)[None, :]
-                mask, causal = keys <= positions[:, None], False
-            q, k, v = q[None], k[None], v[None]
-        elif chain is not None:
-            k, v = chain.attend(i, k, v)
-            mask, causal = chain.mask, chain.mask is None
-        o = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=Hkv != H
-        )
-        if cache is not None:
-            o = o[0]
-        x = resid + linear(o.transpose(-2, -3).reshape(*lead, T, H * D), lay.wo)
-        gate, up = linear(rms_norm(x, lay.ffn_norm, cfg.norm_eps), lay.w13).chunk(2, dim=-1)
-        return x + linear(F.silu(gate) * up, lay.w2)
+            q_scale = q_scale.to(self.dtype)[..., None, None]
+        return WindowOps(heads, cfg.norm_eps, cos, sin, q_scale, chain)
 
     @torch.inference_mode()
     def forward(

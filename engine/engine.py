@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from engine.checkpoint import Checkpoint, resolve
+from engine.decoder import Decoder
 from engine.errors import (
     BadRequestError,
     ContextLengthError,
@@ -23,12 +23,11 @@ from engine.kernels import cpu_linear, cpu_quant
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.quant import quant_plan
-from engine.sampling import SamplingParams, sample
-from engine.spec import SpeculativeDecoder
+from engine.sampling import SamplingParams
+from engine.spec import Speculator
 from engine.tokenizer import ChatTokenizer, load_tokenizer
 from engine.weights import load_into
 
-PREFILL_CHUNK = 512  # bounds attention memory for long prompts
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -65,15 +64,6 @@ def _sampling(temperature: float, top_p: float, top_k: int) -> SamplingParams:
         return SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k)
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def load_model(
@@ -118,22 +108,22 @@ def _oom_as_engine_error() -> Iterator[None]:
 
 
 class Engine:
-    """A loaded model with its tokenizer and one KV cache (one conversation at a time)."""
+    """A loaded model with its tokenizer and one decoder (one conversation at a time): the
+    checkpoint, encoding/decoding, chat and the lock live here; decoding in `engine.decoder`."""
 
     def __init__(
         self,
         checkpoint: Checkpoint,
         model: Transformer,
         tokenizer: ChatTokenizer,
-        spec: SpeculativeDecoder | None = None,
+        speculator: Speculator | None = None,
     ) -> None:
         self.checkpoint = checkpoint
-        self.spec = spec  # EAGLE speculative decoding when a draft head is loaded
+        self.speculator = speculator  # EAGLE speculative decoding when a draft head is loaded
         self.model = model
         self.tokenizer = tokenizer
-        self.cache = model.new_cache()
+        self.decoder = Decoder(model)
         self.last_timings: Timings | None = None
-        self._cached_ids: list[int] = []  # tokens whose keys/values are in self.cache
         self._lock = threading.Lock()
 
     @classmethod
@@ -160,7 +150,7 @@ class Engine:
         ckpt = resolve(path)
         tokenizer = load_tokenizer(ckpt.root, ckpt.gguf, ckpt.config.eos_token_ids)
         model = load_model(ckpt, device, dtype, max_context, tp, dequantize or draft is not None)
-        spec = None
+        speculator = None
         if draft is not None:
             from engine.eagle_io import load_head
             from engine.parallel.workers import draft_target
@@ -168,8 +158,8 @@ class Engine:
 
             # Under TP the head drafts on rank 0 against a full-vocabulary view of the target.
             head = load_head(draft, draft_target(model, ckpt))
-            spec = SpeculativeDecoder(model, EagleDrafter(head), spec_k or 4)
-        return cls(ckpt, model, tokenizer, spec)
+            speculator = Speculator(EagleDrafter(head), spec_k or 4)
+        return cls(ckpt, model, tokenizer, speculator)
 
     @property
     def context_length(self) -> int:
@@ -177,17 +167,15 @@ class Engine:
 
     def reset(self) -> None:
         """Forget the cached prompt: the next generation prefills from scratch."""
-        self.cache.truncate(0)
-        self._cached_ids = []
+        self.decoder.reset()
 
     def close(self) -> None:
         """Drop the weights and cache so their memory can be freed."""
-        self._cached_ids = []
-        self.spec = None
+        self.speculator = None
         if self.model is not None and hasattr(self.model, "shutdown"):
             self.model.shutdown()  # tensor parallel: stop the worker processes
         self.model = None  # type: ignore[assignment]
-        self.cache = None  # type: ignore[assignment]
+        self.decoder = None  # type: ignore[assignment]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -209,7 +197,7 @@ class Engine:
         eos = self.tokenizer.eos_ids
         budget = self.context_length if max_tokens is None else max_tokens  # _run clips it
         produced, reason = 0, "length"
-        for tok in self._run(prompt, params, budget, seed, eos):
+        for tok in self._run(prompt, params, budget, seed, eos, True):
             produced += 1
             if tok in eos:
                 reason = "stop"
@@ -230,11 +218,13 @@ class Engine:
         top_k: int = 0,
         seed: int | None = None,
         stop_at_eos: bool = True,
+        speculate: bool = True,
     ) -> Iterator[int]:
-        """Stream sampled token ids (the stop token included); timings land in last_timings."""
+        """Stream sampled token ids (the stop token included); timings land in last_timings.
+        `speculate=False` decodes without the draft head even when one is loaded."""
         params = _sampling(temperature, top_p, top_k)
         stop = self.tokenizer.eos_ids if stop_at_eos else frozenset()
-        return self._run(list(prompt_ids), params, max_tokens, seed, stop)
+        return self._run(list(prompt_ids), params, max_tokens, seed, stop, speculate)
 
     def _run(
         self,
@@ -243,6 +233,7 @@ class Engine:
         max_tokens: int,
         seed: int | None,
         stop: frozenset[int],
+        speculate: bool,
     ) -> Iterator[int]:
         if not prompt:
             raise BadRequestError("the prompt is empty")
@@ -255,9 +246,8 @@ class Engine:
         vocab = self.model.cfg.vocab_size
         if any(not 0 <= t < vocab for t in prompt):
             raise BadRequestError(f"prompt token ids must be in [0, {vocab})")
-        return self._stream(
-            prompt, params, min(max_tokens, self.context_length - len(prompt)), seed, stop
-        )
+        budget = min(max_tokens, self.context_length - len(prompt))
+        return self._stream(prompt, params, budget, seed, stop, speculate)
 
     def _stream(
         self,
@@ -266,6 +256,7 @@ class Engine:
         max_tokens: int,
         seed: int | None,
         stop: frozenset[int],
+        speculate: bool,
     ) -> Iterator[int]:
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError("a generation is already running on this engine")
@@ -274,46 +265,10 @@ class Engine:
             self.last_timings = timings
             gen = torch.Generator(device=self.model.device)
             gen.manual_seed(seed) if seed is not None else gen.seed()
-            if self.spec is not None:
-                yield from self.spec.stream(
-                    self.cache, self._cached_ids, prompt, params, max_tokens, gen, stop, timings
+            spec = self.speculator if speculate else None
+            with _oom_as_engine_error():
+                yield from self.decoder.generate(
+                    prompt, params, max_tokens, gen, stop, timings, spec
                 )
-                return
-            t0 = time.perf_counter()
-            logits = self._prefill(prompt, timings)
-            timings.prefill_s = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            for i in range(max_tokens):
-                tok = int(sample(logits[-1], params, gen))
-                timings.decode_tokens += 1
-                timings.decode_s = time.perf_counter() - t1
-                yield tok
-                if tok in stop or i == max_tokens - 1:
-                    break
-                logits = self._forward([tok], len(self._cached_ids))
-                self._cached_ids.append(tok)
-            timings.decode_s = time.perf_counter() - t1
         finally:
             self._lock.release()
-
-    def _prefill(self, prompt: list[int], timings: Timings) -> torch.Tensor:
-        """Run the part of the prompt not already in the cache; return the last logits."""
-        # Keep at least one token to run, so there are logits to sample from.
-        reuse = min(common_prefix(self._cached_ids, prompt), len(prompt) - 1)
-        self.cache.truncate(reuse)
-        self._cached_ids = prompt[:reuse]
-        timings.reused_tokens = reuse
-        logits = None
-        for lo in range(reuse, len(prompt), PREFILL_CHUNK):
-            chunk = prompt[lo : lo + PREFILL_CHUNK]
-            logits = self._forward(chunk, lo)
-            self._cached_ids.extend(chunk)
-        assert logits is not None  # the prompt is never fully reused
-        return logits
-
-    def _forward(self, ids: list[int], start: int) -> torch.Tensor:
-        dev = self.model.device
-        input_ids = torch.tensor(ids, dtype=torch.long, device=dev)
-        positions = torch.arange(start, start + len(ids), device=dev)
-        with _oom_as_engine_error():
-            return self.model.forward(input_ids, positions, self.cache).logits

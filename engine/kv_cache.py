@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 
@@ -28,8 +26,6 @@ class KVCache:
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.max_len = max_len
         self.length = 0
-        # CUDA graphs captured against these buffers (engine.graphs); they die with the cache.
-        self.graphs: dict[str, Any] = {}
 
     def truncate(self, n: int) -> None:
         """Forget every position >= n."""

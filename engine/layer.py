@@ -15,13 +15,14 @@ next `add_norm` adds while it normalises, so a fused kernel does both in one pas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from engine.kernels.cpu_linear import linear
+from engine.kv_cache import KVCache
 from engine.quant import QuantWeight
 from engine.rope import apply_rope
 
@@ -58,9 +59,11 @@ class StepOps:
         cos: torch.Tensor,
         sin: torch.Tensor,
         q_scale: torch.Tensor | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.heads, self.eps = heads, eps
         self.cos, self.sin, self.q_scale = cos, sin, q_scale
+        self._reduce = reduce
 
     def add_norm(
         self, delta: torch.Tensor, resid: torch.Tensor | None, weight: torch.Tensor
@@ -79,7 +82,7 @@ class StepOps:
         raise NotImplementedError
 
     def reduce(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        return x if self._reduce is None else self._reduce(x)
 
 
 def attention(ops: StepOps, i: int, lay: LayerWeights, h: torch.Tensor) -> torch.Tensor:
@@ -132,3 +135,71 @@ def run_layers(
     if last in wanted:
         captured[last] = resid
     return out, captured
+
+
+class CacheOps(StepOps):
+    """Attention through SDPA over a `KVCache` (one sequence): the step's keys/values go to
+    positions start .. end-1, queries attend to cached positions [lo, end) under `mask`, or
+    plain causal, or (one query) unmasked."""
+
+    def __init__(
+        self,
+        base: tuple[tuple[int, int, int], float, torch.Tensor, torch.Tensor],
+        cache: KVCache,
+        span: tuple[int, int, int],
+        mask: torch.Tensor | None = None,
+        causal: bool = False,
+        q_scale: torch.Tensor | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__(*base, q_scale, reduce)
+        self.cache, (self.start, self.end, self.lo) = cache, span
+        self.mask, self.causal = mask, causal
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        H, Hkv, _ = self.heads
+        self.cache.write(layer, self.start, k, v)
+        keys, values = self.cache.view(layer, self.lo, self.end)
+        o = F.scaled_dot_product_attention(
+            q.transpose(0, 1)[None],  # [1, H, T, D]
+            keys[None],
+            values[None],
+            attn_mask=self.mask,
+            is_causal=self.causal,
+            enable_gqa=Hkv != H,
+        )
+        return o[0].transpose(0, 1)
+
+
+def cache_ops(
+    heads: tuple[int, int, int],
+    eps: float,
+    cos_table: torch.Tensor,
+    sin_table: torch.Tensor,
+    positions: torch.Tensor,
+    cache: KVCache,
+    end: int,
+    window: int | None = None,
+    q_scale: torch.Tensor | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> CacheOps:
+    """SDPA ops for T tokens at consecutive `positions` [T] = end-T .. end-1: causal, with the
+    sliding `window` when the model has one."""
+    T = positions.shape[0]
+    start = end - T
+    lo = max(0, end - window) if (window and T == 1) else 0
+    # One query attends to everything in [lo, end) without a mask; a first chunk is plain
+    # causal; anything else (chunked prefill, windows) needs an explicit mask.
+    mask, causal = None, False
+    if T > 1:
+        if start == 0 and not (window and window < T):
+            causal = True
+        else:
+            keys = torch.arange(lo, end, device=positions.device)[None, :]
+            mask = keys <= positions[:, None]
+            if window:
+                mask &= keys > positions[:, None] - window
+    if q_scale is not None:
+        q_scale = q_scale.to(cos_table.dtype)[:, None, None]  # [T, 1, 1]
+    cos, sin = cos_table[positions][:, None, :], sin_table[positions][:, None, :]
+    return CacheOps((heads, eps, cos, sin), cache, (start, end, lo), mask, causal, q_scale, reduce)

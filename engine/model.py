@@ -11,18 +11,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from engine import fast_path, graphs
+from engine import fast_path
 from engine.config import ModelConfig
+from engine.fast_path import KernelOps
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
+from engine.layer import Matrix, StepOps, cache_ops, rms_norm, run_layers
 from engine.parallel.shard import SINGLE, TPContext
 from engine.quant import KEPT, QuantWeight, weight_nbytes
-from engine.rope import apply_rope, llama4_query_scale, rope_tables
+from engine.rope import llama4_query_scale, rope_tables
 
 ShardFn = Callable[[torch.Tensor], torch.Tensor]
-Matrix = torch.Tensor | QuantWeight  # a QuantWeight keeps GGUF blocks as stored (CPU)
+__all__ = ["ForwardOutput", "Layer", "Matrix", "Transformer", "WeightTarget", "rms_norm"]
 
 
 def _whole(t: torch.Tensor) -> torch.Tensor:
@@ -59,15 +60,6 @@ class Layer:
     ffn_norm: torch.Tensor  # [dim]
     w13: Matrix  # [2 * hidden, dim]: gate rows then up rows
     w2: Matrix  # [dim, hidden]
-
-
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm computed in fp32 and cast back, as transformers does."""
-    if x.dtype == torch.float32:  # one fused op; same math as below
-        return F.rms_norm(x, weight.shape, weight, eps)
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype)
 
 
 class Transformer:
@@ -161,13 +153,24 @@ class Transformer:
         c = self.local
         return KVCache(c.n_layers, c.n_kv_heads, self.max_len, c.head_dim, self.dtype, self.device)
 
-    def _mask(self, positions: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        """Boolean mask [T, hi - lo]: causal, plus the sliding window when the model has one."""
-        keys = torch.arange(lo, hi, device=positions.device)[None, :]
-        allowed = keys <= positions[:, None]
-        if self.cfg.sliding_window:
-            allowed &= keys > positions[:, None] - self.cfg.sliding_window
-        return allowed
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.embed, QuantWeight):
+            return self.embed.rows(input_ids, self.dtype)  # [T, dim]
+        return self.tp.embed(self.embed, input_ids)  # [T, dim]
+
+    def step_ops(self, positions: torch.Tensor, cache: KVCache, end: int | torch.Tensor) -> StepOps:
+        """The ops of a step at `positions` ending at `end - 1`: the fused kernels for a short
+        step when they apply (`end` may then be a device tensor), else SDPA."""
+        cfg = self.cfg
+        heads = (self.local.n_heads, self.local.n_kv_heads, cfg.head_dim)
+        args = (heads, cfg.norm_eps, self.cos, self.sin)
+        q_scale = llama4_query_scale(cfg, positions)
+        window = cfg.sliding_window or None
+        if fast_path.wanted(self.norm, positions.shape[0]):  # decode / verify: Triton kernels
+            return KernelOps(*args, positions, cache, end, window, q_scale, self.tp.reduce)
+        if not isinstance(end, int):
+            raise ValueError("a device-side length needs the fused-kernel path")
+        return cache_ops(*args, positions, cache, end, window, q_scale, self.tp.reduce)
 
     @torch.inference_mode()
     def forward(
@@ -178,72 +181,26 @@ class Transformer:
         *,
         all_logits: bool = False,
         capture_layers: Sequence[int] = (),
+        length: torch.Tensor | None = None,
     ) -> ForwardOutput:
         """Run T new tokens at consecutive `positions` [T], writing their keys/values into
-        `cache`; attention sees every cached position before them. Sets cache.length."""
-        cfg = self.cfg
-        T = input_ids.shape[0]
-        H, Hkv, D = self.local.n_heads, self.local.n_kv_heads, cfg.head_dim
-        start = int(positions[0])
-        end = start + T
-        if end > cache.max_len:
-            raise ValueError(f"positions up to {end} exceed the cache ({cache.max_len})")
-        if fast_path.wanted(self, T):  # decode / verify through the Triton kernels
-            logits, hidden, captured = graphs.run_step(
-                self, input_ids, positions, cache, end, all_logits, capture_layers
-            )
-            cache.length = end
-            return ForwardOutput(logits=logits, hidden=hidden, layer_hidden=captured)
-        window = cfg.sliding_window
-        lo = max(0, end - window) if (window and T == 1) else 0
-        # One query attends to everything in [lo, end) without a mask; a first chunk is plain
-        # causal; anything else (chunked prefill, windows) needs an explicit mask.
-        mask = None
-        causal = False
-        if T > 1:
-            if start == 0 and not (window and window < T):
-                causal = True
-            else:
-                mask = self._mask(positions, lo, end)
-        cos = self.cos[positions][:, None, :]  # [T, 1, D]
-        sin = self.sin[positions][:, None, :]
-        q_scale = llama4_query_scale(cfg, positions)
-        if q_scale is not None:
-            q_scale = q_scale.to(self.dtype)[:, None, None]  # [T, 1, 1]
-        wanted = set(capture_layers)
-        captured: dict[int, torch.Tensor] = {}
-
-        if isinstance(self.embed, QuantWeight):
-            x = self.embed.rows(input_ids, self.dtype)  # [T, dim]
+        `cache`; attention sees every cached position before them. Sets cache.length, unless
+        `length` (the length after this step, on the device) is given: then the step makes no
+        host sync (a CUDA graph capture, `engine.graphs`) and the caller keeps the length."""
+        end: int | torch.Tensor
+        if length is None:
+            end = int(positions[0]) + input_ids.shape[0]
+            if end > cache.max_len:
+                raise ValueError(f"positions up to {end} exceed the cache ({cache.max_len})")
         else:
-            x = self.tp.embed(self.embed, input_ids)  # [T, dim]
-        for i, lay in enumerate(self.layers):
-            h = rms_norm(x, lay.attn_norm, cfg.norm_eps)
-            qkv = linear(h, lay.wqkv).view(T, H + 2 * Hkv, D)
-            qk = apply_rope(qkv[:, : H + Hkv], cos, sin)  # one rotation for q and k heads
-            q, k = qk[:, :H], qk[:, H:]
-            if q_scale is not None:
-                q = q * q_scale
-            cache.write(i, start, k, qkv[:, H + Hkv :])
-            keys, values = cache.view(i, lo, end)
-            o = F.scaled_dot_product_attention(
-                q.transpose(0, 1)[None],  # [1, H, T, D]
-                keys[None],
-                values[None],
-                attn_mask=mask,
-                is_causal=causal,
-                enable_gqa=Hkv != H,
-            )
-            x = x + self.tp.reduce(linear(o[0].transpose(0, 1).reshape(T, H * D), lay.wo))
-            h = rms_norm(x, lay.ffn_norm, cfg.norm_eps)
-            gate, up = linear(h, lay.w13).chunk(2, dim=-1)
-            x = x + self.tp.reduce(linear(F.silu(gate) * up, lay.w2))
-            if i in wanted:
-                captured[i] = x
-        cache.length = end
-        hidden = rms_norm(x, self.norm, cfg.norm_eps)
+            end = length
+        ops = self.step_ops(positions, cache, end)
+        x = self._embed(input_ids)
+        hidden, captured = run_layers(ops, self.layers, x, self.norm, capture=capture_layers)
+        if length is None:
+            cache.length = end
         logits = linear(hidden if all_logits else hidden[-1:], self.lm_head)
-        logits = self.tp.gather_logits(logits, cfg.vocab_size)
+        logits = self.tp.gather_logits(logits, self.cfg.vocab_size)
         return ForwardOutput(logits=logits, hidden=hidden, layer_hidden=captured)
 
     def weight_bytes(self) -> int:

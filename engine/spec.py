@@ -8,21 +8,16 @@ keeps drafts equal to the target's argmax; sampling uses rejection sampling (Lev
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 
 from engine.eagle import DraftOutput, EagleHead
-from engine.events import Timings
-from engine.kv_cache import KVCache
 from engine.lookup import DEFAULT_NGRAM, NgramLookup
-from engine.model import ForwardOutput, Transformer
+from engine.model import ForwardOutput
 from engine.sampling import SamplingParams, probs, sample
-
-PREFILL_CHUNK = 512
 
 
 def rejection_sample(
@@ -255,134 +250,54 @@ class SpecStats:
         }
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-class SpeculativeDecoder:
-    """Draft-then-verify generation over a target model and its KV cache.
-
-    The caller (the Engine) owns the target cache and the list of token ids it holds
-    (`cached_ids`, updated in place); this object owns the drafter and the draft cache, and
-    reuses both across calls up to the longest common prefix, like plain decoding.
-    """
+class Speculator:
+    """How a decoder speculates (`engine.decoder.Decoder.speculate`): the drafter, K drafts per
+    round, an optional forced acceptance rate (benchmarks of the mechanics), the statistics of
+    the last generation, and the tokens the drafter's cache was last built from (its pairs
+    stay valid across generations up to the common prefix, like the target's cache)."""
 
     def __init__(
-        self,
-        target: Transformer,
-        drafter: Drafter,
-        num_speculative_tokens: int,
-        forced_alpha: float | None = None,
+        self, drafter: Drafter, num_speculative_tokens: int, forced_alpha: float | None = None
     ) -> None:
         if num_speculative_tokens < 1:
             raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}")
-        if forced_alpha is not None and not 0 <= forced_alpha <= 1:
-            raise ValueError(f"the forced acceptance rate must be in [0, 1], got {forced_alpha}")
-        self.target, self.drafter = target, drafter
-        self.k, self.forced_alpha = num_speculative_tokens, forced_alpha
+        self.drafter, self.k = drafter, num_speculative_tokens
+        self.forced_alpha = forced_alpha
         self.stats = SpecStats(num_speculative_tokens)
-        # Draft pairs 0 .. len-2 are valid for the first _draft_len tokens of _draft_src (a
-        # reference and a length: copying the context every round would cost O(context)).
+        # A reference and a length: copying the context every round would cost O(context).
         self._draft_src: list[int] = []
         self._draft_len = 0
 
     @property
-    def _draft_ids(self) -> list[int]:
-        """The tokens the draft cache's pairs were built from (copied once per generation)."""
+    def forced_alpha(self) -> float | None:
+        return self._forced_alpha
+
+    @forced_alpha.setter
+    def forced_alpha(self, alpha: float | None) -> None:
+        if alpha is not None and not 0 <= alpha <= 1:
+            raise ValueError(f"the forced acceptance rate must be in [0, 1], got {alpha}")
+        self._forced_alpha = alpha
+
+    @property
+    def draft_ids(self) -> list[int]:
+        """The tokens the draft cache's pairs were built from."""
         return self._draft_src[: self._draft_len]
 
-    def _forward(
-        self, ids: Sequence[int], start: int, cache: KVCache, all_logits: bool
-    ) -> ForwardOutput:
-        dev = self.target.device
-        x = torch.tensor(list(ids), dtype=torch.long, device=dev)
-        pos = torch.arange(start, start + len(ids), device=dev)
-        return self.target.forward(
-            x, pos, cache, all_logits=all_logits, capture_layers=self.drafter.capture_layers
-        )
+    def start(self) -> SpecStats:
+        """Fresh statistics for a new generation."""
+        self.stats = SpecStats(self.k)
+        return self.stats
 
-    def stream(
+    def propose(
         self,
-        cache: KVCache,
-        cached_ids: list[int],
-        prompt: list[int],
+        ids: list[int],
+        feats: torch.Tensor,
+        start: int,
+        k: int,
         params: SamplingParams,
-        max_tokens: int,
         generator: torch.Generator | None,
-        stop: frozenset[int],
-        timings: Timings,
-    ) -> Iterator[int]:
-        """Yield up to max_tokens sampled ids (the stop token included); fills timings/stats."""
-        self.stats = stats = SpecStats(self.k)
-        t0 = time.perf_counter()
-        valid_pairs = max(0, common_prefix(self._draft_ids, prompt) - 1)
-        reuse = min(common_prefix(cached_ids, prompt), valid_pairs, len(prompt) - 1)
-        cache.truncate(reuse)
-        del cached_ids[reuse:]
-        timings.reused_tokens = reuse
-        feats, out = [], None
-        for lo in range(reuse, len(prompt), PREFILL_CHUNK):
-            chunk = prompt[lo : lo + PREFILL_CHUNK]
-            out = self._forward(chunk, lo, cache, all_logits=False)
-            feats.append(self.drafter.features(out))
-            cached_ids.extend(chunk)
-        assert out is not None  # the prompt is never fully reused
-        timings.prefill_s = time.perf_counter() - t0
-        if max_tokens <= 0:
-            return
-        pending_feats, start = torch.cat(feats), reuse
-        ids = list(prompt)
-        round_out = [int(sample(out.logits[-1], params, generator))]
-        t1 = time.perf_counter()
-        emitted, round_start = 0, cache.length - 1
-        try:
-            while True:
-                for j, tok in enumerate(round_out):
-                    ids.append(tok)
-                    emitted += 1
-                    timings.decode_tokens = emitted
-                    timings.decode_s = time.perf_counter() - t1
-                    yield tok
-                    if tok in stop or emitted >= max_tokens:
-                        # Keep the cache equal to everything emitted but the last token.
-                        keep = round_start + 1 + j
-                        cache.truncate(min(cache.length, keep))
-                        del cached_ids[keep:]
-                        return
-                L = cache.length
-                k = min(self.k, max_tokens - emitted - 1, cache.max_len - L - 1)
-                if k < 0:
-                    return
-                td = time.perf_counter()
-                drafts, q = torch.empty(0, dtype=torch.long, device=self.target.device), None
-                if k > 0:
-                    drafts, q = self.drafter.propose(
-                        ids, pending_feats, start, k, params, generator
-                    )
-                    self._draft_src, self._draft_len = ids, L + 1
-                tv = time.perf_counter()
-                out = self._forward([ids[-1], *drafts.tolist()], L, cache, all_logits=True)
-                accepted = accept_tokens(
-                    drafts, q, out.logits, params, generator, self.forced_alpha
-                )
-                n = accepted.shape[0] - 1
-                stats.draft_s += tv - td
-                stats.verify_s += time.perf_counter() - tv
-                stats.record(k, n, self.drafter.last_copied if k > 0 else ())
-                cache.truncate(L + n + 1)
-                cached_ids.append(ids[-1])
-                cached_ids.extend(drafts[:n].tolist())
-                new_feats = self.drafter.features(out)[: n + 1]
-                if k > 0:
-                    pending_feats, start = new_feats, L
-                else:
-                    pending_feats = torch.cat((pending_feats, new_feats))
-                round_start = L
-                round_out = accepted.tolist()
-        finally:
-            timings.decode_s = time.perf_counter() - t1
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The drafter's k drafts after `ids` (see `Drafter.propose`)."""
+        drafts = self.drafter.propose(ids, feats, start, k, params, generator)
+        self._draft_src, self._draft_len = ids, len(ids)
+        return drafts

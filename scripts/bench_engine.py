@@ -3,7 +3,7 @@
 Reports decode tokens/s at batch 1 (ours vs `transformers.generate`), decode as a fraction of
 the memory-bandwidth limit (weight bytes per token / bandwidth measured here), and the time to
 first token of a second chat turn that shares a long prefix, against a cold prefill.
-Usage: python scripts/bench_engine.py [--model smollm2] [--tokens 128] [--prefix 4096] [--json]
+Usage: python -m scripts.bench_engine [--model smollm2] [--tokens 128] [--prefix 4096] [--json]
 With --quantized: the GGUF's weights as stored against their fp32 expansion, each in fresh
 processes alternated --rounds times: decode and prefill (--prompt-tokens) tok/s, and RSS.
 """
@@ -19,22 +19,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from engine.engine import Engine
+from scripts.engine_models import hf_twin, read_bandwidth
 
+ROOT = Path(__file__).resolve().parents[1]  # children run as `python -m scripts.bench_engine`
 TEXT = "The history of computing is a story of people, machines and ideas. " * 4
-
-
-def read_bandwidth(n_bytes: int = 512 * 2**20, repeats: int = 5) -> float:
-    """Best observed read bandwidth in bytes/s: summing a large fp32 tensor."""
-    x = torch.ones(n_bytes // 4)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - t)
-    return n_bytes / best
 
 
 def _cores() -> int:
@@ -42,22 +31,8 @@ def _cores() -> int:
 
 
 def hf_reference(eng: Engine) -> torch.nn.Module:
-    """transformers' LlamaForCausalLM holding the same (dequantised) weights as the engine."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    c = eng.model.cfg
-    cfg = LlamaConfig(
-        vocab_size=c.vocab_size, hidden_size=c.dim, intermediate_size=c.hidden_dim,
-        num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads,
-        num_key_value_heads=c.n_kv_heads, head_dim=c.head_dim, rms_norm_eps=c.norm_eps,
-        rope_theta=c.rope_theta, max_position_embeddings=c.max_position_embeddings,
-        tie_word_embeddings=c.tie_embeddings, torch_dtype=torch.float32,
-    )  # fmt: skip
-    model = LlamaForCausalLM(cfg).eval()
-    state = dict(eng.checkpoint.tensors(set(eng.model.weight_targets())))
-    model.load_state_dict(state, strict=False)
-    model.tie_weights()
-    return model
+    """transformers' twin of the engine model holding the same (dequantised) weights."""
+    return hf_twin(eng.model.cfg, eng.checkpoint.tensors(set(eng.model.weight_targets())))
 
 
 def hf_decode_tok_s(model: torch.nn.Module, prompt: list[int], n: int) -> float:
@@ -97,12 +72,10 @@ def prefix_reuse(eng: Engine, prefix_tokens: int) -> tuple[float, float, int]:
     first = eng.tokenizer.encode_chat(turn1, None, None)
     turn2 = [*turn1, {"role": "assistant", "content": "Noted."}, {"role": "user", "content": "Summarise it."}]  # fmt: skip
     second = eng.tokenizer.encode_chat(turn2, None, None)
-    eng.cache.truncate(0)
-    eng._cached_ids = []
+    eng.reset()
     next(iter(eng.generate(second, 1)))
     cold = eng.last_timings.prefill_s
-    eng.cache.truncate(0)
-    eng._cached_ids = []
+    eng.reset()
     next(iter(eng.generate(first, 1)))  # turn 1 leaves its conversation in the cache
     next(iter(eng.generate(second, 1)))
     return cold, eng.last_timings.prefill_s, eng.last_timings.reused_tokens
@@ -163,11 +136,11 @@ def quant_vs_dequant(args: argparse.Namespace) -> dict:
     for _ in range(args.rounds):
         for path in runs:
             cmd = [
-                sys.executable, __file__, "--child", path, "--model", args.model,
+                sys.executable, "-m", "scripts.bench_engine", "--child", path, "--model", args.model,
                 "--tokens", str(args.tokens), "--prompt-tokens", str(args.prompt_tokens),
                 "--threads", str(args.threads or torch.get_num_threads()),
             ]  # fmt: skip
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
             runs[path].append(json.loads(out.strip().splitlines()[-1]))
     summary: dict[str, object] = {"threads": args.threads or torch.get_num_threads()}
     for path, rows in runs.items():

@@ -4,7 +4,7 @@ Per model: engine decode tokens/s (Triton kernels + CUDA graphs) against the HBM
 KV bytes read per token / copy bandwidth measured in this run), against transformers `generate`
 with a static cache and `torch.compile`, and EAGLE at a synthetic acceptance giving tau ~ 3.
 
-    python scripts/bench_gpu.py [--models mistral-7b,devstral-24b] [--json out.json]
+    python -m scripts.bench_gpu [--models mistral-7b,devstral-24b] [--json out.json]
 
 Without CUDA it prints why and exits 0.
 """
@@ -17,15 +17,16 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from engine.config import ModelConfig
+from engine.decoder import Decoder
 from engine.model import Transformer
+from scripts.engine_models import hf_twin, random_model, read_bandwidth
 
 SHAPES = {
     "mistral-7b": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, hidden_dim=14336,
@@ -40,53 +41,21 @@ def config(name: str) -> ModelConfig:
                        max_position_embeddings=32768, **SHAPES[name])  # fmt: skip
 
 
-def copy_bandwidth(gib: float = 4.0, iters: int = 20) -> float:
-    """Device-to-device copy bandwidth in bytes/s (each copy reads and writes the buffer)."""
-    n = int(gib * 2**30) // 2
-    src = torch.empty(n, dtype=torch.bfloat16, device="cuda")
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(iters):
-        dst.copy_(src)
-    torch.cuda.synchronize()
-    bw = 2 * src.numel() * src.element_size() * iters / (time.perf_counter() - t)
-    del src, dst
-    return bw
-
-
-def random_model(cfg: ModelConfig, max_len: int) -> Transformer:
-    model = Transformer(cfg, max_len, torch.bfloat16, torch.device("cuda"))
-    for name, target in model.weight_targets().items():
-        dest = target.dest()
-        if name.endswith("norm.weight"):
-            dest.fill_(1.0)
-        else:
-            dest.normal_(0.0, 0.02)
-    return model
-
-
 def engine_decode(model: Transformer, prompt: list[int], n: int) -> float:
-    """Tokens/s of greedy decode, the engine's loop (one host sync per token for the id)."""
-    cache = model.new_cache()
-    dev = model.device
-
-    def step(ids: list[int], start: int) -> torch.Tensor:
-        x = torch.tensor(ids, device=dev)
-        return model.forward(x, torch.arange(start, start + len(ids), device=dev), cache).logits
-
+    """Tokens/s of greedy decode through the decode core (CUDA graphs; one host sync per
+    token for the id)."""
+    decoder = Decoder(model)
     for _ in range(2):  # warm-up: kernel compilation and graph capture (on the 2nd sight)
-        cache.truncate(0)
-        logits = step(prompt, 0)
-        for i in range(4):
-            logits = step([int(logits[-1].argmax())], len(prompt) + i)
-    cache.truncate(0)
-    logits = step(prompt, 0)
+        decoder.reset()
+        logits = decoder.prefill(prompt)[0].logits
+        for _i in range(4):
+            logits = decoder.step(int(logits[-1].argmax()))
+    decoder.reset()
+    logits = decoder.prefill(prompt)[0].logits
     torch.cuda.synchronize()
     t = time.perf_counter()
-    for i in range(n):
-        logits = step([int(logits[-1].argmax())], len(prompt) + i)
+    for _i in range(n):
+        logits = decoder.step(int(logits[-1].argmax()))
     torch.cuda.synchronize()
     return n / (time.perf_counter() - t)
 
@@ -100,19 +69,7 @@ def hbm_limit(model: Transformer, context: float, bandwidth: float) -> float:
 
 def transformers_decode(cfg: ModelConfig, prompt: list[int], n: int) -> float:
     """transformers `generate` tokens/s: static cache, forward compiled with reduce-overhead."""
-    from transformers import MistralConfig, MistralForCausalLM
-
-    hf_cfg = MistralConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.dim,
-                           intermediate_size=cfg.hidden_dim, num_hidden_layers=cfg.n_layers,
-                           num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
-                           head_dim=cfg.head_dim, rope_theta=cfg.rope_theta, sliding_window=None,
-                           max_position_embeddings=cfg.max_position_embeddings)  # fmt: skip
-    with torch.device("meta"):
-        model = MistralForCausalLM(hf_cfg)
-    model = model.to_empty(device="cuda").to(torch.bfloat16).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02)
+    model = hf_twin(replace(cfg, sliding_window=None), None, torch.bfloat16, "cuda")
     model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
     ids = torch.tensor([prompt], device="cuda")
 
@@ -144,16 +101,18 @@ def eagle_decode(model: Transformer, prompt: list[int], n: int, k: int, tau: flo
     from engine.eagle import head_spec_for, random_head
     from engine.events import Timings
     from engine.sampling import SamplingParams
-    from engine.spec import EagleDrafter, SpeculativeDecoder
+    from engine.spec import EagleDrafter, Speculator
 
     head = random_head(head_spec_for(model), model)
-    dec = SpeculativeDecoder(model, EagleDrafter(head), k, forced_alpha=alpha_for_tau(tau, k))
-    cache = model.new_cache()
+    dec = Speculator(EagleDrafter(head), k, forced_alpha=alpha_for_tau(tau, k))
+    target = Decoder(model)
     tps = 0.0
     for _ in range(3):  # the first run compiles and captures
         timings = Timings()
         gen = torch.Generator(device="cuda").manual_seed(0)
-        for _tok in dec.stream(cache, [], prompt, SamplingParams(), n, gen, frozenset(), timings):
+        target.reset()
+        stream = target.speculate(dec, prompt, SamplingParams(), n, gen, frozenset(), timings)
+        for _tok in stream:
             pass
         if timings.decode_s:
             tps = max(tps, (timings.decode_tokens - 1) / timings.decode_s)
@@ -214,7 +173,7 @@ def main() -> int:
             "transformers": transformers.__version__,
             "vibe_kernels": os.environ.get("VIBE_KERNELS", "auto"),
             "cuda_graphs": os.environ.get("VIBE_CUDA_GRAPHS", "1")}  # fmt: skip
-    meta["copy_bandwidth_gb_s"] = copy_bandwidth() / 1e9
+    meta["copy_bandwidth_gb_s"] = read_bandwidth("cuda", gib=4.0, repeats=20) / 1e9
     print(json.dumps(meta))
     rows = []
     for name in names:

@@ -1,6 +1,6 @@
 """Time the engine's Triton kernels against their torch references on one GPU (decode shapes).
 
-    python scripts/bench_kernels.py [--dtype bf16|fp16] [--contexts 1024 8192 32768] [--json]
+    python -m scripts.bench_kernels [--dtype bf16|fp16] [--contexts 1024 8192 32768] [--json]
 
 Each op is checked against its reference before it is timed. Without CUDA it says so and exits 0.
 """
@@ -12,13 +12,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-
-from engine.kernels import fp8, reference
+from engine.kernels import reference
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -51,11 +48,10 @@ def _cases(args: argparse.Namespace) -> list[tuple[str, str, Callable, Callable]
         triton_kv,
         triton_norm,
         triton_rotary,
-        triton_sampling,
     )
 
     dev, dt = "cuda", DTYPES[args.dtype]
-    h, nq, nkv, d, vocab = args.hidden, args.heads, args.kv_heads, args.head_dim, args.vocab
+    h, nq, nkv, d = args.hidden, args.heads, args.kv_heads, args.head_dim
     cases: list[tuple[str, str, Callable, Callable]] = []
     for t in (1, 4):
         x = torch.randn(t, h, device=dev, dtype=dt)
@@ -108,37 +104,6 @@ def _cases(args: argparse.Namespace) -> list[tuple[str, str, Callable, Callable]
                     lambda q=q, n=length: triton_attention.decode_attention(q, kc, vc, n, d**-0.5),
                 )
             )
-    logits = torch.randn(vocab, device=dev, dtype=dt)
-    probs = torch.softmax(logits.float(), -1)
-    noise = torch.empty_like(probs).exponential_()
-    cases.append(
-        (
-            "argmax",
-            f"V={vocab}",
-            lambda: reference.argmax(logits),
-            lambda: triton_sampling.argmax(logits),
-        )
-    )
-    cases.append(
-        (
-            "sample_from_probs",
-            f"V={vocab}",
-            lambda: reference.sample_from_probs(probs, noise),
-            lambda: triton_sampling.sample_from_probs(probs, noise),
-        )
-    )
-    wq, scale = fp8.quantize_fp8(torch.randn(h, h, device=dev), None)
-    w16 = fp8.dequantize_fp8(wq, scale, dtype=dt)
-    for m in (1, 16):
-        x = torch.randn(m, h, device=dev, dtype=dt)
-        cases.append(
-            (
-                "fp8_linear (ref: bf16 linear)",
-                f"M={m} {h}x{h} per-tensor",
-                lambda x=x: torch.nn.functional.linear(x, w16),
-                lambda x=x: fp8.fp8_linear(x, wq, scale),
-            )
-        )
     return cases
 
 
@@ -149,7 +114,6 @@ def main() -> int:
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--kv-heads", type=int, default=8)
     parser.add_argument("--head-dim", type=int, default=128)
-    parser.add_argument("--vocab", type=int, default=131072)
     parser.add_argument("--contexts", type=int, nargs="+", default=[1024, 8192, 32768])
     parser.add_argument(
         "--json", action="store_true", help="print one JSON list instead of a table"

@@ -6,7 +6,7 @@ a user's run does; runs interleaved so machine noise hits both), whether the out
 identical, mean accepted length and per-position acceptance; then a synthetic-acceptance sweep
 (acceptance forced to alpha, fixed length) charting the mechanical speedup.
 
-    python scripts/bench_spec.py --model smollm2 --draft /tmp/smollm2-eagle --spec-k 4
+    python -m scripts.bench_spec --model smollm2 --draft /tmp/smollm2-eagle --spec-k 4
 """
 
 from __future__ import annotations
@@ -20,20 +20,17 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eagle_prompts import BENCH_PROMPTS
-
+from engine.decoder import Decoder
 from engine.eagle import EagleHead
 from engine.eagle_io import load_head
 from engine.engine import Engine
 from engine.errors import EngineError
 from engine.events import Timings
-from engine.kv_cache import KVCache
 from engine.lookup import DEFAULT_NGRAM
 from engine.model import Transformer
 from engine.sampling import SamplingParams
-from engine.spec import EagleDrafter, SpecStats, SpeculativeDecoder
+from engine.spec import EagleDrafter, SpecStats, Speculator
+from scripts.eagle_prompts import BENCH_PROMPTS
 
 
 def plain_run(engine: Engine, ids: list[int], n: int, eos: bool) -> tuple[list[int], float]:
@@ -44,10 +41,12 @@ def plain_run(engine: Engine, ids: list[int], n: int, eos: bool) -> tuple[list[i
 
 
 def spec_run(
-    dec: SpeculativeDecoder, cache: KVCache, ids: list[int], n: int, stop: frozenset[int]
+    dec: Speculator, target: Decoder, ids: list[int], n: int, stop: frozenset[int]
 ) -> tuple[list[int], float]:
+    """Speculative greedy decoding from a cold target cache."""
     timings = Timings()
-    out = list(dec.stream(cache, [], ids, SamplingParams(), n, None, stop, timings))
+    target.reset()
+    out = list(target.speculate(dec, ids, SamplingParams(), n, None, stop, timings))
     return out, (timings.decode_tokens - 1) / timings.decode_s if timings.decode_s else 0.0
 
 
@@ -118,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    dec = SpeculativeDecoder(engine.model, EagleDrafter(head, args.lookup), args.spec_k)
+    dec = Speculator(EagleDrafter(head, args.lookup), args.spec_k)
     total = SpecStats(args.spec_k)
     rows, same, tf_hits = [], 0, 0
     prompts = BENCH_PROMPTS[: args.prompts]
-    cache = engine.model.new_cache()
+    cache = Decoder(engine.model)
     stop = frozenset() if args.ignore_eos else engine.tokenizer.eos_ids
     hi = engine.tokenizer.encode_chat([{"role": "user", "content": "hi"}], None, None)
     spec_run(dec, cache, hi, 8, frozenset())
@@ -155,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                **total.as_dict()}  # fmt: skip
     print(json.dumps(summary, indent=2))
     sweep = []
-    forced_cache = engine.model.new_cache()
+    forced_cache = Decoder(engine.model)
     for a in [float(x) for x in args.alphas.split(",") if x.strip()]:
         drafter = EagleDrafter(head, args.lookup)
-        forced = SpeculativeDecoder(engine.model, drafter, args.spec_k, forced_alpha=a)
+        forced = Speculator(drafter, args.spec_k, forced_alpha=a)
         ids = engine.tokenizer.encode_chat([{"role": "user", "content": prompts[0]}], None, None)
         t0 = time.perf_counter()
         base_tps = tps = 0.0

@@ -2,7 +2,7 @@
 overhead per token, measured inside the model (rank 0's collectives timed) and in isolation
 (a gloo all-reduce of one hidden-size vector between two processes).
 
-    .venv/bin/python scripts/bench_tp.py [--tp 2] [--dim 1024 --layers 8 ...] [--json]
+    .venv/bin/python -m scripts.bench_tp [--tp 2] [--dim 1024 --layers 8 ...] [--json]
 """
 
 from __future__ import annotations
@@ -10,54 +10,26 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from engine.checkpoint import resolve
+from engine.config import ModelConfig
 from engine.engine import load_model
+from scripts.engine_models import random_checkpoint
 
 
 def write_checkpoint(root: Path, a: argparse.Namespace) -> Path:
     """A random-weight Mistral-shaped HF checkpoint (config.json + model.safetensors)."""
-    from safetensors.torch import save_file
-
-    D = a.dim // a.heads
-    gen = torch.Generator().manual_seed(0)
-
-    def w(*shape: int) -> torch.Tensor:
-        return torch.randn(shape, generator=gen) / shape[-1] ** 0.5
-
-    t = {"model.embed_tokens.weight": w(a.vocab, a.dim), "lm_head.weight": 4 * w(a.vocab, a.dim)}
-    t["model.norm.weight"] = torch.ones(a.dim)
-    for i in range(a.layers):
-        p = f"model.layers.{i}."
-        t |= {
-            p + "input_layernorm.weight": torch.ones(a.dim),
-            p + "post_attention_layernorm.weight": torch.ones(a.dim),
-            p + "self_attn.q_proj.weight": w(a.heads * D, a.dim),
-            p + "self_attn.k_proj.weight": w(a.kv_heads * D, a.dim),
-            p + "self_attn.v_proj.weight": w(a.kv_heads * D, a.dim),
-            p + "self_attn.o_proj.weight": w(a.dim, a.heads * D),
-            p + "mlp.gate_proj.weight": w(a.hidden, a.dim),
-            p + "mlp.up_proj.weight": w(a.hidden, a.dim),
-            p + "mlp.down_proj.weight": w(a.dim, a.hidden),
-        }
-    save_file(t, str(root / "model.safetensors"))
-    cfg = {
-        "model_type": "mistral", "vocab_size": a.vocab, "hidden_size": a.dim,
-        "intermediate_size": a.hidden, "num_hidden_layers": a.layers,
-        "num_attention_heads": a.heads, "num_key_value_heads": a.kv_heads, "head_dim": D,
-        "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 1e6,
-        "tie_word_embeddings": False,
-    }  # fmt: skip
-    (root / "config.json").write_text(json.dumps(cfg))
-    return root
+    cfg = ModelConfig(
+        model_type="mistral", vocab_size=a.vocab, dim=a.dim, n_layers=a.layers, n_heads=a.heads,
+        n_kv_heads=a.kv_heads, head_dim=a.dim // a.heads, hidden_dim=a.hidden, norm_eps=1e-5,
+        rope_theta=1e6, max_position_embeddings=4096,
+    )  # fmt: skip
+    return random_checkpoint(root, cfg)
 
 
 class CollectiveTimer:

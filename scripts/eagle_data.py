@@ -13,11 +13,17 @@ from pathlib import Path
 import torch
 
 from engine.engine import Engine
+from engine.errors import BadRequestError
 from engine.model import Transformer
 
 
 def code_prompt_ids(engine: Engine, text: str) -> list[int]:
-    return engine.tokenizer.encode_chat([{"role": "user", "content": text}], None, None)
+    """The prompt as one user turn, or as plain text for a base model without a chat
+    template (its answers are then continuations)."""
+    try:
+        return engine.tokenizer.encode_chat([{"role": "user", "content": text}], None, None)
+    except BadRequestError:  # no chat template
+        return engine.tokenizer.encode(text)
 
 
 def generate_data(

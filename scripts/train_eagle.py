@@ -8,7 +8,7 @@ Loss: EAGLE-1: smooth-L1 between the head's and the target's next feature, plus 
 cross-entropy against the target's next-token distribution through the shared LM head.
 EAGLE-3: that cross-entropy alone, through the head's own LM head.
 
-    python scripts/train_eagle.py --target smollm2 --out heads/smollm2-eagle --minutes 20
+    python -m scripts.train_eagle --target smollm2 --out heads/smollm2-eagle --minutes 20
 """
 
 from __future__ import annotations
@@ -22,19 +22,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eagle_data import DTYPES, collect_answers, corpus_data, featurize, match_prompts
-from eagle_prompts import training_prompts
-
-from engine.eagle import EAGLE1, EAGLE3, DraftChain, EagleHead, head_spec_for
+from engine.eagle import EAGLE1, EAGLE3, EagleHead, HeadSpec, head_spec_for
 from engine.eagle_io import save_head
 from engine.engine import Engine
 from engine.errors import EngineError
 from engine.model import Transformer
+from scripts.eagle_data import DTYPES, collect_answers, corpus_data, featurize, match_prompts
+from scripts.eagle_losses import batch, held_accuracy, losses
+from scripts.eagle_prompts import training_prompts
 
 Example = tuple[torch.Tensor, torch.Tensor, int]
 
@@ -90,106 +86,7 @@ def init_from_target(head: EagleHead, target: Transformer, seed: int) -> None:
         head.lm_head.copy_(target.lm_head[head.draft_to_target])
 
 
-def batch(data, B: int, T: int, rng: random.Random, dev: torch.device, dim: int):
-    """B windows of up to T pairs: tokens p+1, input features p, next features p+1 (all
-    stored), positions p, and a mask [B, T] of the pairs that count: inside the sequence
-    (windows of short ones are zero-padded) and predicting answer tokens (p + 2 >= the answer
-    start). Stored features are [final (dim), captured layers...]: the head's input is the
-    captured layers when there are any (EAGLE-3), else the final one (EAGLE-1)."""
-    toks, feats, nxt, pos, mask = [], [], [], [], []
-    for _ in range(B):
-        t, h, start = data[rng.randrange(len(data))]
-        n = min(T, len(t) - 1)
-        s = rng.randrange(0, len(t) - n)
-        pad = T - n
-        inp = h[s : s + n, dim:] if h.shape[-1] > dim else h[s : s + n]
-        toks.append(F.pad(t[s + 1 : s + n + 1], (0, pad)))
-        feats.append(F.pad(inp.float(), (0, 0, 0, pad)))
-        nxt.append(F.pad(h[s + 1 : s + n + 1].float(), (0, 0, 0, pad)))
-        pos.append(torch.arange(s, s + T).clamp(max=s + n - 1))
-        mask.append((torch.arange(T) < n) & (torch.arange(s, s + T) + 2 >= start))
-    return tuple(torch.stack(x).to(dev) for x in (toks, feats, nxt, pos, mask))
-
-
-def _terms(head, state, nxt, valid, lm_head, ce_positions, gen):
-    dim = state.shape[-1]
-    flat_s = state.reshape(-1, dim)[valid]
-    flat_n = nxt.reshape(-1, nxt.shape[-1])[valid][:, :dim]  # the target's final feature at p+1
-    # EAGLE-3's state is its own (no target feature to regress to): cross-entropy alone. An
-    # "anchor" pulling it toward the next position's fused feature was tried: no better.
-    reg = F.smooth_l1_loss(flat_s, flat_n) if head.kind == EAGLE1 else flat_s.new_zeros(())
-    idx = torch.randperm(flat_s.shape[0], generator=gen)[:ce_positions].to(flat_s.device)
-    with torch.no_grad():
-        p = F.softmax(F.linear(flat_n[idx], lm_head), dim=-1)
-    # EAGLE-1 drafts through the target's (sliced) LM head; EAGLE-3 through its own norm and head.
-    logits = (
-        F.linear(flat_s[idx], lm_head) if head.kind == EAGLE1 else head.vocab_logits(flat_s[idx])
-    )
-    logq = F.log_softmax(logits, dim=-1)
-    ce = -(p * logq).sum(-1).mean()
-    # Top-1 agreement on demand: two argmaxes over the draft vocabulary cost 5% of a step.
-    return reg, ce, lambda: float((logq.argmax(-1) == p.argmax(-1)).float().mean())
-
-
-def losses(
-    head: EagleHead,
-    lm_head: torch.Tensor,
-    b,
-    ce_positions: int,
-    noise: float,
-    gen,
-    depth: int,
-    exact: bool = False,
-    deep_batch: int | None = None,
-):
-    """(smooth-L1 on features, soft cross-entropy, top-1 agreement when called) over the valid
-    pairs, averaged over `depth` draft steps.
-
-    Step 1 reads the target's (noised) features. Step d reads step d-1's states, shifted one
-    position: the head learns to go on from its own guesses, as drafting steps 2..K do. With
-    `exact`, step d attends as the draft cache lets it d-1 steps into a chain (training-time
-    test); without, to step d's own states at every earlier position too: harsher than
-    drafting and cheaper (plain causal attention), and better on the benchmark at depth 2.
-    Steps 3+ run on the first `deep_batch` windows only (all by default): they cost a pass each.
-    """
-    toks, feats, nxt, pos, mask = b
-    if noise:
-        scale = noise * feats.pow(2).mean().sqrt()
-        feats = feats + scale * (2 * torch.rand(feats.shape, generator=gen) - 1).to(feats.device)
-    T = toks.shape[1]
-    chain = DraftChain(len(head.layers), T, toks.device) if depth > 1 and exact else None
-    hidden, terms = feats, []
-    for d in range(1, depth + 1):
-        if d == 3 and deep_batch is not None:
-            toks, pos, nxt, mask, feats, hidden = (
-                x[:deep_batch] for x in (toks, pos, nxt, mask, feats, hidden)
-            )
-        if chain is not None:
-            chain.next_pass()
-        state = head.run(toks, hidden, pos, None, from_target=d == 1, chain=chain)  # [B, T, H]
-        # A step-d guess at p follows a chain begun at p-d+1: none for the first d-1 positions.
-        ok = mask & (torch.arange(T, device=mask.device) >= d - 1)
-        valid = ok.reshape(-1).nonzero().squeeze(-1)
-        # Later steps sample half as many cross-entropy positions (fewer still on fewer
-        # windows): they cost a pass each.
-        n_ce = ce_positions * toks.shape[0] // (min(d, 2) * b[0].shape[0])
-        terms.append(_terms(head, state, nxt, valid, lm_head, n_ce, gen))
-        # Position 0 starts no chain; it keeps the target's feature (fused, for EAGLE-3).
-        first = feats[:, :1] if head.kind == EAGLE1 else F.linear(feats[:, :1], head.fc)
-        hidden = torch.cat((first, state[:, :-1]), dim=1)
-    reg = sum(t[0] for t in terms) / depth
-    ce = sum(t[1] for t in terms) / depth
-    return reg, ce, terms[0][2]
-
-
-def held_accuracy(head: EagleHead, lm_head: torch.Tensor, held_b) -> float:
-    with torch.no_grad():
-        return float(
-            losses(head, lm_head, held_b, 4096, 0.0, torch.Generator().manual_seed(0), 1)[2]()
-        )
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="smollm2", help="checkpoint path or alias")
     ap.add_argument("--out", required=True, help="folder to write the head into")
@@ -252,23 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--depth must be at least 1")
     if args.deep_batch is not None and not 1 <= args.deep_batch <= args.batch:
         ap.error("--deep-batch must be between 1 and --batch")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    t_start = time.monotonic()
-    deadline = t_start + args.minutes * 60
-    try:
-        engine = Engine.load(args.target, device=args.device, max_context=2048)
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return args
+
+
+def load_data(
+    engine: Engine, args: argparse.Namespace, spec: HeadSpec, t_start: float
+) -> tuple[list[Example], list[Example], list[Example], int]:
+    """(train, held-out, generated train examples, generated tokens): the target's answers to
+    the training prompts (whole prompts held out) plus Python source from disk."""
     target = engine.model
-    print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
     prompts = training_prompts(args.prompts, args.seed)
     n_held = max(1, len(prompts) // 20)  # whole prompts held out: generalisation, not recall
-    vd = args.draft_vocab if 0 < args.draft_vocab < target.cfg.vocab_size else None
-    if args.kind == EAGLE3 and not vd:
-        vd = target.cfg.vocab_size  # EAGLE-3 always has its own LM head and d2t
-    spec = head_spec_for(target, args.kind, n_layers=args.layers, draft_vocab_size=vd)
     seqs, feats = collect_answers(engine, prompts, args, spec.capture_layers)
     # Every answer (greedy or sampled) to the first n_held prompts is held out.
     matched = match_prompts(engine, prompts, seqs)
@@ -287,21 +178,41 @@ def main(argv: list[str] | None = None) -> int:
     corpus_feats = featurize(target, corpus, spec.capture_layers)
     train = train_gen + examples(corpus, corpus_feats, [0] * len(corpus), args.seq)
     held = answers(held=True)
-    rng = random.Random(args.seed)
     n_tok = sum(len(t) for t, *_ in train)
     print(f"features: {len(train)} train seqs ({n_tok} tok), {len(held)} held out; "
           f"{time.monotonic() - t_start:.0f}s elapsed", flush=True)  # fmt: skip
+    return train, held, train_gen, gen_tokens
 
+
+def new_head(
+    spec: HeadSpec, target: Transformer, train: list[Example], vd: int | None, seed: int
+) -> EagleHead:
+    """A head initialised from the target, drafting over the `vd` most frequent tokens."""
     head = EagleHead(spec, target)
     if vd:
-        ids = draft_vocabulary(train + train_gen * 4, target.cfg.vocab_size, vd).to(target.device)
+        ids = draft_vocabulary(train, target.cfg.vocab_size, vd).to(target.device)
         head.d2t.copy_(ids - torch.arange(vd, device=target.device))
-    init_from_target(head, target, args.seed)
+    init_from_target(head, target, seed)
+    return head
+
+
+def train(
+    head: EagleHead,
+    train_data: list[Example],
+    held: list[Example],
+    args: argparse.Namespace,
+    t_start: float,
+    deadline: float,
+) -> tuple[int, float]:
+    """Train until `deadline`; returns (steps, held-out top-1 agreement)."""
+    target = head.target
+    vd = head.reduced_vocab
     params = head.trainable()
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     gen = torch.Generator().manual_seed(args.seed)
+    rng = random.Random(args.seed)
     # Losses over the draft vocabulary only: all the head will ever propose (EAGLE-3 does the
     # same), and 6x cheaper than the full one on SmolLM2.
     lm_head = target.lm_head[head.draft_to_target] if vd else target.lm_head
@@ -316,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        b = batch(train, args.batch, args.seq, rng, target.device, dim)
+        b = batch(train_data, args.batch, args.seq, rng, target.device, dim)
         if not bool(b[-1].any()):  # every window fell inside prompts: nothing to learn from
             continue
         with torch.autocast(target.device.type, torch.bfloat16, enabled=args.train_bf16):
@@ -338,7 +249,30 @@ def main(argv: list[str] | None = None) -> int:
                   f"{time.monotonic() - t_start:.0f}s", flush=True)  # fmt: skip
     for p in params:
         p.requires_grad_(False)
-    hacc = held_accuracy(head, lm_head, held_b)
+    return step, held_accuracy(head, lm_head, held_b)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t_start = time.monotonic()
+    deadline = t_start + args.minutes * 60
+    try:
+        engine = Engine.load(args.target, device=args.device, max_context=2048)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    target = engine.model
+    print(f"target {args.target}: {target.cfg.n_layers} layers, dim {target.cfg.dim}", flush=True)
+    vd = args.draft_vocab if 0 < args.draft_vocab < target.cfg.vocab_size else None
+    if args.kind == EAGLE3 and not vd:
+        vd = target.cfg.vocab_size  # EAGLE-3 always has its own LM head and d2t
+    spec = head_spec_for(target, args.kind, n_layers=args.layers, draft_vocab_size=vd)
+    train_data, held, train_gen, gen_tokens = load_data(engine, args, spec, t_start)
+    head = new_head(spec, target, train_data + train_gen * 4, vd, args.seed)
+    step, hacc = train(head, train_data, held, args, t_start, deadline)
+    n_tok = sum(len(t) for t, *_ in train_data)
     meta = {"target": str(args.target), "steps": step, "train_tokens": n_tok,
             "generated_tokens": gen_tokens, "held_out_top1": round(float(hacc), 4),
             "minutes": round((time.monotonic() - t_start) / 60, 1)}  # fmt: skip

@@ -48,6 +48,7 @@ from tools._pathcheck import (
     roots_of,
 )
 from tools._readonly import readonly_check
+from tools._urlcheck import url_pattern, url_verdict
 from tools.bash_analysis import BENIGN_WRAPPERS, analyze
 
 Permission = Literal["always", "ask", "never"]
@@ -154,6 +155,8 @@ def evaluate(
             verdict = bash_verdict(
                 _text(values.get("command")), tool, allow, policy, Path(cwd), Verdict, matches
             )
+        elif tool_name == "web_fetch":  # domain patterns: see tools/_urlcheck.py (issue 24)
+            verdict = url_verdict(_text(values.get("url")), tool, allow, policy, Verdict)
         else:
             verdict = _tool(tool_name, values, tool, allow, policy, Path(cwd))
     except PathError as exc:
@@ -248,6 +251,8 @@ def session_pattern(
             return _bash_pattern(_text(values.get("command")).strip())
         if tool_name in PATH_TOOLS:
             return _path_pattern(_text(values.get("path")) or ".", cwd, policy)
+        if tool_name == "web_fetch":  # the URL's host (tools/_urlcheck.py, issue 24)
+            return url_pattern(_text(values.get("url")))
     except Exception:  # never raise: an unusable pattern only means more questions
         return "\x00never"
     return "*"

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools._image import ImageFileError, image_type, load_image
 from tools._paths import display, missing_file_error, resolve
 from tools._text import SNIFF_BYTES, decode, looks_binary, sniff_encoding
 from tools.base import Tool, ToolContext, ToolError, ToolResult
@@ -33,7 +34,8 @@ class ReadFileArgs(BaseModel):
 class ReadFileTool(Tool):
     name: ClassVar[str] = "read_file"
     description: ClassVar[str] = (
-        "Read a text file and return its lines numbered like `cat -n`. Use offset and limit "
+        "Read a text file and return its lines numbered like `cat -n` (an image file, png/jpg/"
+        "gif/webp, is shown to models that take images). Use offset and limit "
         f"to page through large files; one call returns at most {MAX_LINES} lines or "
         f"{MAX_BYTES // 1024} KB (less when the output cap is lower), and says which offset "
         "to read next."
@@ -59,6 +61,8 @@ def _read(args: ReadFileArgs, cwd: Path, cap: int | None, text: str | None = Non
         raise missing_file_error(cwd, args.path, path)
     elif path.is_dir():
         raise ToolError(f"{shown} is a directory; use bash `ls` or grep to explore it")
+    elif (image := _image(path, shown)) is not None:  # png/jpg/gif/webp (issue 24)
+        return image
     else:
         try:
             lines, total = _lines(path, shown, args.offset or 1)
@@ -77,6 +81,26 @@ def _read(args: ReadFileArgs, cwd: Path, cap: int | None, text: str | None = Non
     return ToolResult(
         text="\n".join(out),
         data={"path": shown, "start_line": start, "end_line": last, "total_lines": total},
+    )
+
+
+def _image(path: Path, shown: str) -> ToolResult | None:
+    """An image file: its pixels in `data["images"]` (the agent shows them to a model that
+    takes images and tells any other model it cannot see them); None for any other file."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except PermissionError:
+        raise ToolError(f"permission denied: {shown}") from None
+    if image_type(path, head) is None:
+        return None
+    try:
+        payload = load_image(path, shown)
+    except ImageFileError as exc:
+        raise ToolError(f"{shown} is a binary file ({path.stat().st_size} bytes): {exc}") from None
+    return ToolResult(
+        text=f"[image {payload.describe()}]",
+        data={"path": shown, "images": [payload.to_dict()]},
     )
 
 

@@ -13,6 +13,8 @@ from tools.edit import EditTool
 from tools.grep import GrepTool
 from tools.read_file import ReadFileTool
 from tools.todo import TodoTool
+from tools.web_fetch import DEFAULT_TIMEOUT_S as FETCH_TIMEOUT_S
+from tools.web_fetch import WebFetchTool
 from tools.write_file import WriteFileTool
 
 MAX_TIMEOUT_S = 86_400
@@ -60,5 +62,16 @@ def builtin_tools(
         EditTool(),
         GrepTool(),
         TodoTool(),
+        WebFetchTool(_fetch_timeout((settings or {}).get("web_fetch", {}))),
     ]
     return {tool.name: tool for tool in tools}
+
+
+def _fetch_timeout(table: Mapping[str, Any]) -> float:
+    """`[tools.web_fetch] default_timeout` (seconds), else web_fetch's own default."""
+    value = table.get("default_timeout", FETCH_TIMEOUT_S)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 300:
+        raise ValueError(
+            f"tools.web_fetch.default_timeout must be seconds between 0 and 300, got {value!r}"
+        )
+    return float(value)

@@ -110,6 +110,8 @@ def existing_session(
 
     args = RunOptions.of(opts)
     wait = args.wait
+    if args.resume == "":  # `--resume` without an id: only the TUI has a picker
+        raise UsageError("--resume needs a session id here (`vibe --resume` opens a picker)")
     if args.resume:
         try:
             path = find_path(args.resume, loaded.home)

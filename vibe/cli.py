@@ -34,7 +34,13 @@ def _add_session_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue the latest session of this folder",
     )
-    resume.add_argument("--resume", metavar="ID", help="resume a session by id (prefix)")
+    resume.add_argument(
+        "--resume",
+        metavar="ID",
+        nargs="?",
+        const="",  # no id: the TUI opens a picker of this folder's sessions
+        help="resume a session by id (prefix); without ID, pick one of this folder's (TUI)",
+    )
 
 
 def build_run_parser() -> argparse.ArgumentParser:
@@ -83,7 +89,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         prog="vibe",
         description="A coding agent for the terminal, built for Mistral models.",
         epilog="Commands: `vibe run PROMPT` (headless), `vibe config check`, "
-        "`vibe engine generate|bench` (local engine), `vibe mcp list|add|remove` (MCP servers). `vibe run --help` for CI flags.",
+        "`vibe engine generate|bench` (local engine), `vibe mcp list|add|remove` (MCP servers), `vibe acp` (editors). `vibe run --help` for CI flags.",
     )
     p.add_argument("prompt", nargs="?", help="first message to send")
     p.add_argument("-v", "--version", action="version", version=f"vibe {__version__}")
@@ -157,6 +163,10 @@ def _dispatch(argv: list[str]) -> int:
         from vibe.mcp.cli import main as mcp_main
 
         return mcp_main(argv[1:])
+    if argv and argv[0] == "acp":  # the Agent Client Protocol server, for editors
+        from vibe.acp.server import main as acp_main
+
+        return acp_main(argv[1:])
     parser = build_main_parser()
     # parse_known_args: `vibe -p PROMPT` takes every `vibe run` flag (--output, --max-turns…).
     args, unknown = parser.parse_known_args(argv)

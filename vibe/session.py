@@ -272,7 +272,7 @@ def read_meta(path: Path) -> dict[str, Any] | None:
 
 
 def sessions_in(cwd: Path, home: Path) -> list[SessionInfo]:
-    """Every session started in `cwd` that has messages, newest first."""
+    """Every session started in `cwd` that has messages, the last used first."""
     target = str(cwd.resolve())
     out: list[SessionInfo] = []
     for path in list_sessions(home):
@@ -283,7 +283,7 @@ def sessions_in(cwd: Path, home: Path) -> list[SessionInfo]:
         updated = float(meta.get("updated") or meta.get("created") or 0.0)
         sid = str(meta.get("id") or path.name)
         out.append(SessionInfo(path, sid, title, str(meta.get("model") or ""), updated, meta))
-    return out
+    return sorted(out, key=lambda info: info.updated, reverse=True)
 
 
 def first_user_line(path: Path) -> str:

@@ -29,12 +29,10 @@ from engine.kernels import reference
 __all__ = [
     "add_rmsnorm",
     "apply_rotary",
-    "argmax",
     "backend_for",
     "decode_attention",
     "kv_cache_write",
     "rmsnorm",
-    "sample_from_probs",
     "triton_available",
 ]
 
@@ -170,25 +168,3 @@ def decode_attention(
     return _impl(q, "triton_attention").decode_attention(
         q, k_cache, v_cache, length, scale, sliding_window
     )
-
-
-def argmax(logits: torch.Tensor) -> torch.Tensor:
-    """Greedy pick: index of the first maximum of the last dim, int64 ([V] -> [], [B, V] -> [B]).
-
-    Stays on the device (no sync)."""
-    if logits.dim() not in (1, 2):
-        raise ValueError(f"argmax: expected [V] or [B, V], got {tuple(logits.shape)}")
-    return _impl(logits, "triton_sampling").argmax(logits)
-
-
-def sample_from_probs(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Sample by exponential race: `argmax(probs / noise)` in fp32, int64 like `argmax`.
-
-    `noise` has probs' shape, i.i.d. Exp(1), e.g. `torch.empty_like(probs, dtype=torch.float32)
-    .exponential_(generator=g)`; the same noise gives the same token on every backend."""
-    if probs.dim() not in (1, 2) or noise.shape != probs.shape:
-        raise ValueError(
-            f"sample_from_probs: probs {tuple(probs.shape)} and noise {tuple(noise.shape)}"
-            " must match, [V] or [B, V]"
-        )
-    return _impl(probs, "triton_sampling").sample_from_probs(probs, noise)

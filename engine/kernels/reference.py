@@ -91,15 +91,3 @@ def decode_attention(
     scores = scores.masked_fill(~allowed, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     return torch.einsum("htn,nhd->thd", probs, v).to(q.dtype)
-
-
-def argmax(logits: torch.Tensor) -> torch.Tensor:
-    """Index of the first maximum along the last dim, int64: [V] -> [], [B, V] -> [B]."""
-    return torch.argmax(logits, dim=-1)
-
-
-def sample_from_probs(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Exponential race: `argmax(probs / noise)` in fp32, with noise ~ Exp(1) of probs' shape.
-
-    With noise drawn i.i.d. Exp(1), the result is distributed as Categorical(probs)."""
-    return torch.argmax(probs.float() / noise.float(), dim=-1)

@@ -197,11 +197,12 @@ class DriverTransformer(Transformer):
         super().__init__(cfg, max_len, dtype, device, tp)
         self.pool, self.store = pool, store  # the store must outlive the group
         self._keys = itertools.count()
+        self._twins: weakref.WeakKeyDictionary[KVCache, int] = weakref.WeakKeyDictionary()
         self._dropped: list[int] = []
 
     def new_cache(self) -> KVCache:
         cache = super().new_cache()
-        cache.tp_key = key = next(self._keys)  # type: ignore[attr-defined]
+        self._twins[cache] = key = next(self._keys)
         weakref.finalize(cache, self._dropped.append, key)
         return cache
 
@@ -217,7 +218,7 @@ class DriverTransformer(Transformer):
         start = int(positions[0])
         if start + input_ids.shape[0] > cache.max_len:  # checked before any worker is involved
             raise ValueError(f"positions up to {start + input_ids.shape[0]} exceed the cache")
-        key = getattr(cache, "tp_key", None)
+        key = self._twins.get(cache)
         if key is None:
             raise ValueError("under tensor parallelism, caches must come from model.new_cache()")
         dropped, self._dropped[:] = list(self._dropped), []

@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import resolve
+from engine.decoder import Decoder, common_prefix
 from engine.engine import load_model
 from engine.events import Timings
 from engine.model import ForwardOutput, Transformer
 from engine.sampling import SamplingParams, probs
-from engine.spec import Drafter, SpeculativeDecoder, common_prefix, pick
+from engine.spec import Drafter, Speculator, pick
 from tests.fakes import tiny_models
 
 GREEDY = SamplingParams()
@@ -62,15 +63,16 @@ def run_spec(
     n: int,
     params: SamplingParams = GREEDY,
     seed: int = 0,
-    decoder: SpeculativeDecoder | None = None,
-    state: tuple | None = None,
-) -> tuple[list[int], SpeculativeDecoder, tuple]:
-    """Speculative generation of n tokens; returns (tokens, decoder, (cache, cached_ids))."""
-    dec = decoder or SpeculativeDecoder(model, drafter, k)
-    cache, cached = state or (model.new_cache(), [])
+    decoder: Speculator | None = None,
+    state: Decoder | None = None,
+) -> tuple[list[int], Speculator, Decoder]:
+    """Speculative generation of n tokens; returns (tokens, speculator, target decoder): pass
+    them back in to continue with both caches."""
+    spec = decoder or Speculator(drafter, k)
+    target = state or Decoder(model)
     gen = torch.Generator().manual_seed(seed)
-    toks = list(dec.stream(cache, cached, prompt, params, n, gen, frozenset(), Timings()))
-    return toks, dec, (cache, cached)
+    toks = list(target.speculate(spec, prompt, params, n, gen, frozenset(), Timings()))
+    return toks, spec, target
 
 
 class TargetDrafter:

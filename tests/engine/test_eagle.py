@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
-from engine.eagle import EAGLE1, EAGLE3, DraftChain, head_spec_for, random_head
+from engine.eagle import EAGLE1, EAGLE3, head_spec_for, random_head
 from engine.eagle_io import load_head, save_head
 from engine.errors import ModelNotFoundError, WeightLoadError
 from engine.sampling import SamplingParams
 from engine.spec import EagleDrafter
+from scripts.eagle_losses import DraftChain
 from tests.engine.spec_helpers import (
     TargetDrafter,
     deep_mistral,
@@ -110,10 +111,11 @@ def test_partial_acceptance_rolls_both_caches_back(targets, prompt_ids):
     EAGLE head's cache must then equal a cold run over the same tokens."""
     target = targets[EAGLE1]
     prompt = prompt_ids(10, seed=7)
-    got, dec, (cache, cached) = run_spec(target, TargetDrafter(target, wrong_at=[2]), 4, prompt, 23)
+    got, dec, state = run_spec(target, TargetDrafter(target, wrong_at=[2]), 4, prompt, 23)
     assert got == plain_greedy(target, prompt, 23)
     st = dec.stats
     assert st.accepted_at[:2] == st.drafted_at[:2] and st.accepted_at[2] == 0 < st.drafted_at[2]
+    cache, cached = state.cache, state.ids
     assert cached == (prompt + got)[: cache.length]
     cold = target.new_cache()
     target.forward(torch.tensor(cached), torch.arange(len(cached)), cold)
@@ -124,10 +126,10 @@ def test_partial_acceptance_rolls_both_caches_back(targets, prompt_ids):
     # The EAGLE head's cache after a run with rejections: its validated rows vs a cold catch-up.
     head = _head(target, EAGLE1, seed=3)
     drafter = EagleDrafter(head)
-    got, dec, (cache, cached) = run_spec(target, drafter, 3, prompt, 17)
+    got, dec, _ = run_spec(target, drafter, 3, prompt, 17)
     assert dec.stats.rounds > 1 and dec.stats.accepted < dec.stats.drafted
     ids = prompt + got
-    valid = len(dec._draft_ids) - 1
+    valid = len(dec.draft_ids) - 1
     cold = target.new_cache()
     feats = target.forward(torch.tensor(ids), torch.arange(len(ids)), cold).hidden
     cold_draft = head.new_cache()

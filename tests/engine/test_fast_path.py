@@ -15,6 +15,7 @@ import torch
 
 from engine import fast_path, graphs
 from engine.config import ModelConfig
+from engine.graphs import StepRunner
 from engine.kv_cache import KVCache
 from engine.model import Transformer
 
@@ -53,18 +54,18 @@ def tiny_model(
     return model
 
 
-def run_session(model: Transformer) -> tuple[list[torch.Tensor], KVCache]:
+def run_session(model: Transformer) -> tuple[list[torch.Tensor], KVCache, StepRunner]:
     """Prefill 20 tokens (SDPA), decode 3 single tokens, verify 4 tokens, roll back 2 and verify
-    again: every logits tensor and captured layer, in order, and the cache."""
-    dev = model.device
+    again, through the decode core's step runner (CUDA graphs where they apply): every logits
+    tensor and captured layer, in order, the cache and the runner."""
     gen = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, model.cfg.vocab_size, (40,), generator=gen).to(dev)
+    ids = torch.randint(0, model.cfg.vocab_size, (40,), generator=gen).tolist()
     cache = model.new_cache()
+    runner = StepRunner(model, cache)
     outs: list[torch.Tensor] = []
 
     def step(lo: int, hi: int, all_logits: bool = False) -> None:
-        pos = torch.arange(lo, hi, device=dev)
-        out = model.forward(ids[lo:hi], pos, cache, all_logits=all_logits, capture_layers=(0, 1))
+        out = runner.forward(ids[lo:hi], lo, all_logits=all_logits, capture=(0, 1))
         outs.extend([out.logits.float(), out.hidden.float(), out.layer_hidden[0].float()])
         outs.append(out.layer_hidden[1].float())
 
@@ -77,7 +78,8 @@ def run_session(model: Transformer) -> tuple[list[torch.Tensor], KVCache]:
     for p in range(29, 32):  # the same shapes again: a GPU run replays CUDA graphs here
         step(p, p + 1)
     step(32, 36, all_logits=True)
-    return outs, cache
+    assert cache.length == 36
+    return outs, cache, runner
 
 
 def max_diffs(window: int | None, llama4: bool) -> dict[str, float]:
@@ -86,8 +88,8 @@ def max_diffs(window: int | None, llama4: bool) -> dict[str, float]:
     for backend in ("torch", "triton"):
         os.environ["VIBE_KERNELS"] = backend
         model = tiny_model(torch.float32, "cpu", window=window, llama4=llama4)
-        assert fast_path.wanted(model, 1) == (backend == "triton")
-        results[backend] = run_session(model)
+        assert fast_path.wanted(model.norm, 1) == (backend == "triton")
+        results[backend] = run_session(model)[:2]
     (ref_outs, ref_cache), (outs, cache) = results["torch"], results["triton"]
     valid = slice(0, cache.length)
     pairs = list(zip(ref_outs, outs, strict=True))
@@ -126,12 +128,19 @@ def test_interpreted_triton_decode_matches_the_torch_path_fp32() -> None:
 def test_cpu_default_keeps_the_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VIBE_KERNELS", raising=False)
     model = tiny_model(torch.float32, "cpu")
-    assert not fast_path.wanted(model, 1)
+    assert not fast_path.wanted(model.norm, 1)
     assert not graphs.enabled(model)
     monkeypatch.setenv("VIBE_KERNELS", "bogus")
     with pytest.raises(ValueError, match="VIBE_KERNELS"):
-        fast_path.wanted(model, 1)
-    assert not fast_path.wanted(model, fast_path.MAX_TOKENS + 1)  # prefill never asks
+        fast_path.wanted(model.norm, 1)
+    assert not fast_path.wanted(model.norm, fast_path.MAX_TOKENS + 1)  # prefill never asks
+
+
+def test_the_cache_is_a_plain_buffer_and_graphs_belong_to_the_runner() -> None:
+    model = tiny_model(torch.float32, "cpu")
+    outs, cache, runner = run_session(model)
+    assert not hasattr(cache, "graphs") and runner.steps == {}  # no graphs on CPU
+    assert len(outs) == 4 * 10
 
 
 @gpu
@@ -155,8 +164,8 @@ def test_gpu_cuda_graph_replay_equals_eager(monkeypatch: pytest.MonkeyPatch) -> 
     for flag in ("0", "1"):
         monkeypatch.setenv(graphs.ENV_VAR, flag)
         runs[flag] = run_session(tiny_model(torch.bfloat16, "cuda", llama4=True))
-    (eager, _), (graphed, cache) = runs["0"], runs["1"]
-    steps = cache.graphs["steps"].steps
+    (eager, _, _), (graphed, _, runner) = runs["0"], runs["1"]
+    steps = runner.steps
     assert {key[0] for key in steps} == {1, 4}  # decode and verify were captured
     for a, b in zip(eager, graphed, strict=True):
         assert torch.equal(a, b)

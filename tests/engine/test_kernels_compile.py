@@ -74,19 +74,6 @@ KERNELS = [
         | {"stride_ot": I32, "stride_oh": I32},
         COMBINE | {"BLOCK_S": 8},
     ),
-    (
-        "triton_sampling",
-        "_block_argmax_kernel",
-        {"x_ptr": "*bf16", "noise_ptr": "*fp32", "best_val_ptr": "*fp32", "best_idx_ptr": "*i64"}
-        | {"n_cols": I32, "stride_x": I32, "stride_noise": I32, "n_blocks": I32},
-        {"DIVIDE": True, "BLOCK": 4096},
-    ),
-    (
-        "triton_sampling",
-        "_final_argmax_kernel",
-        {"best_val_ptr": "*fp32", "best_idx_ptr": "*i64", "out_ptr": "*i64", "n_blocks": I32},
-        {"BLOCK": 32},
-    ),
 ]
 
 

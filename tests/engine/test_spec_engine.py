@@ -34,7 +34,9 @@ def test_engine_with_a_draft_head_generates_the_plain_tokens(chat_path, head_dir
         prompt = prompt_ids(12, seed=seed)
         want = list(plain.generate(prompt, 20, stop_at_eos=False))
         assert list(spec.generate(prompt, 20, stop_at_eos=False)) == want
-    assert spec.spec.stats.rounds > 0
+    assert spec.speculator.stats.rounds > 0
+    assert list(spec.generate(prompt, 20, stop_at_eos=False, speculate=False)) == want
+    assert spec.speculator.stats.rounds > 0
     assert spec.last_timings.decode_tokens == 20
 
 

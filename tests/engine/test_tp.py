@@ -20,6 +20,7 @@ import torch
 from engine import Engine, Finished, Usage
 from engine.checkpoint import resolve
 from engine.cli import main as engine_cli
+from engine.decoder import Decoder
 from engine.eagle import EAGLE1, EAGLE3, head_spec_for, random_head
 from engine.engine import load_model
 from engine.events import Timings
@@ -27,7 +28,7 @@ from engine.parallel.comm import TensorParallelError
 from engine.parallel.shard import TPContext
 from engine.parallel.workers import draft_target
 from engine.sampling import SamplingParams
-from engine.spec import EagleDrafter, SpeculativeDecoder
+from engine.spec import EagleDrafter, Speculator
 from tests.engine.conftest import CHAT_VOCAB
 from tests.fakes import tiny_models
 
@@ -145,8 +146,7 @@ def test_prefix_reuse_under_tp_gives_the_cold_tokens(engines):
     ]
     two_events = list(two.chat(turn2, max_tokens=10))
     assert two.last_timings.reused_tokens > 5  # the first turn's tokens were not prefilled again
-    one.cache.truncate(0)
-    one._cached_ids = []
+    one.reset()
     cold = list(one.chat(turn2, max_tokens=10))
     assert one.last_timings.reused_tokens == 0
     same = [e for e in two_events if not isinstance(e, Usage)]
@@ -165,13 +165,13 @@ def test_eagle_greedy_under_tp_equals_plain_greedy(engines, prompt_ids, kind):
     one, two = engines
     view = draft_target(two.model, two.checkpoint)  # full vocabulary on rank 0 for the drafter
     head = random_head(head_spec_for(view, kind), view, seed=4)
-    decoder = SpeculativeDecoder(two.model, EagleDrafter(head), 3)
+    spec = Speculator(EagleDrafter(head), 3)
     prompt = prompt_ids(12, seed=9)
-    cache, held = two.model.new_cache(), []  # a second cache: the workers keep a twin of each
+    decoder = Decoder(two.model)  # a second cache: the workers keep a twin of each
     params = SamplingParams()
-    got = list(decoder.stream(cache, held, prompt, params, 16, None, frozenset(), Timings()))
+    got = list(decoder.speculate(spec, prompt, params, 16, None, frozenset(), Timings()))
     assert got == list(one.generate(prompt, 16, stop_at_eos=False))
-    assert decoder.stats.rounds < 16  # some drafts were verified in the same pass
+    assert spec.stats.rounds < 16  # some drafts were verified in the same pass
     assert list(two.generate(prompt, 16, stop_at_eos=False)) == got  # the engine's own cache
 
 

@@ -4,7 +4,8 @@ reproduces plain greedy decoding."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import os
 import random
 import subprocess
 import sys
@@ -30,13 +31,14 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path, kind: str) -
     (corpus / "example.py").write_text("def add(a, b):\n    return a + b\n" * 20)
     out, data = tmp_path / "head", tmp_path / "data.pt"
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "train_eagle.py"), "--target", str(target_dir),
+        sys.executable, "-m", "scripts.train_eagle", "--target", str(target_dir),
         "--out", str(out), "--minutes", "0.5", "--gen-minutes", "0.1", "--gen-batch", "1",
         "--gen-tokens", "12", "--prompts", "8", "--corpus", str(corpus), "--corpus-tokens",
         "200", "--draft-vocab", "64", "--seq", "48", "--batch", "2", "--threads", "1",
         "--data-cache", str(data), "--kind", kind,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    env = os.environ | {"PYTHONPATH": str(ROOT)}  # `scripts` is a folder of the checkout
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "held out" in proc.stdout and "saved" in proc.stdout
 
@@ -56,21 +58,12 @@ def test_train_a_head_then_decode_with_it(tiny_dir, tmp_path: Path, kind: str) -
     assert dec.stats.rounds > 0 and torch.isfinite(head.fc).all()
 
 
-def _script_module(name: str):
-    """A module from scripts/ (train_eagle puts scripts/ on sys.path for its siblings)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _train_eagle_module():
-    return _script_module("train_eagle")
+    return importlib.import_module("scripts.train_eagle")
 
 
 def _eagle_data_module():
-    _train_eagle_module()  # its sys.path setup
-    return _script_module("eagle_data")
+    return importlib.import_module("scripts.eagle_data")
 
 
 @pytest.mark.parametrize("capture", [(), (0, 1)])
@@ -151,3 +144,25 @@ def test_feature_loss_counts_only_the_pairs_that_count(tiny_dir) -> None:
     want = torch.nn.functional.smooth_l1_loss(state[mask], nxt[mask])
     torch.testing.assert_close(reg, want)
     assert not torch.allclose(reg, torch.nn.functional.smooth_l1_loss(state, nxt))
+
+
+def test_a_base_model_without_chat_template_trains_on_plain_prompts() -> None:
+    """Self-distillation prompts of a base model are its plain text, not a traceback."""
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from engine.tokenizer import HFChatTokenizer
+
+    vocab = {"<unk>": 0, "<s>": 1, "def": 2, "add": 3, "(": 4, ")": 5}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>")
+    assert not fast.chat_template
+    engine = SimpleNamespace(tokenizer=HFChatTokenizer(fast))  # all the prompt code reads
+    eagle_data = _eagle_data_module()
+    assert eagle_data.code_prompt_ids(engine, "def add ( )") == fast.encode("def add ( )")
+    prompts = ["def add", "add ( )"]
+    seqs = [[*eagle_data.code_prompt_ids(engine, p), 5] for p in prompts]
+    assert [i for i, _ in eagle_data.match_prompts(engine, prompts, seqs)] == [0, 1]

@@ -126,9 +126,9 @@ def test_command_menu(home, workdir, snap_compare):
 
 
 def test_onboarding(home, workdir, snap_compare, monkeypatch):
-    from vibe.tui import app as app_module
+    from vibe.providers import factory
 
-    monkeypatch.setattr(app_module, "demo_installed", lambda: True)
+    monkeypatch.setattr(factory, "demo_installed", lambda: True)
     (home / "config.toml").unlink()
     app = snapshot_app(home, workdir, [])
 

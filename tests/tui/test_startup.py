@@ -9,8 +9,8 @@ import time
 import tomllib
 
 from vibe.messages import Message
+from vibe.providers import factory
 from vibe.session import Session
-from vibe.tui import app as app_module
 from vibe.tui.screens.confirm import ConfirmScreen
 from vibe.tui.screens.onboarding import OnboardingScreen
 from vibe.tui.widgets.chat_log import PAGE
@@ -39,7 +39,7 @@ async def test_missing_key_is_asked_and_saved_with_mode_0600(home, workdir):
 
 async def test_onboarding_offers_the_offline_demo(home, workdir, monkeypatch):
     (home / "config.toml").unlink()
-    monkeypatch.setattr(app_module, "demo_installed", lambda: True)
+    monkeypatch.setattr(factory, "demo_installed", lambda: True)
     app, _ = scripted_app(home, workdir, [])
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OnboardingScreen))
@@ -52,7 +52,7 @@ async def test_onboarding_offers_the_offline_demo(home, workdir, monkeypatch):
 
 async def test_no_demo_button_without_the_engine(home, workdir, monkeypatch):
     (home / "config.toml").unlink()
-    monkeypatch.setattr(app_module, "demo_installed", lambda: False)
+    monkeypatch.setattr(factory, "demo_installed", lambda: False)
     app, _ = scripted_app(home, workdir, [])
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, OnboardingScreen))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "textual", "transformers", "triton", "safetensors", "engine", "yaml", "mcp", "mcp_types")
+HEAVY = ("torch", "textual", "transformers", "triton", "safetensors", "engine", "yaml", "mcp", "mcp_types",
+         "PIL", "markdownify", "bs4", "acp")
 
 
 def imported_modules(*argv: str) -> set[str]:
@@ -33,7 +34,7 @@ def imported_modules(*argv: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "argv", [("--version",), ("run", "--help"), ("--help",), ("mcp", "--help")]
+    "argv", [("--version",), ("run", "--help"), ("--help",), ("mcp", "--help"), ("acp", "--help")]
 )
 def test_fast_paths_do_not_import_heavy_packages(argv):
     loaded = imported_modules(*argv)
@@ -92,6 +93,8 @@ def _under(name: str, *prefixes: str) -> bool:
 
 def test_tools_import_neither_vibe_nor_engine_nor_ui_nor_http():
     def rule(mod, name, lazy):
+        if mod == "tools.web_fetch" and lazy and _under(name, "httpx"):
+            return ""  # the one tool that speaks HTTP, importing it only when it runs
         return (
             "tools stay independent" if _under(name, "vibe", "engine", "textual", "httpx") else ""
         )
@@ -143,3 +146,28 @@ def test_the_mcp_sdk_is_imported_only_lazily():
         return "import it inside the function" if _under(name, "mcp", "mcp_types") and not lazy else ""
 
     assert _violations("vibe", rule) == []
+
+
+def test_the_acp_server_loads_neither_textual_nor_torch():
+    """`vibe acp` builds sessions with the TUI's Runtime (vibe.tui.build), never the TUI."""
+    code = (
+        "import sys, vibe.acp.agent, vibe.acp.session, vibe.tui.build; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'torch')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_tui_commands_and_app_do_not_import_each_other():
+    """Commands act through vibe.tui.controller; the App only lays out and binds keys."""
+    tui = ROOT / "vibe" / "tui"
+    app_imports = {name for name, _ in _imports(tui / "app.py")}
+    command_imports = {name for name, _ in _imports(tui / "commands.py")}
+    assert not any(_under(n, "vibe.tui.commands") for n in app_imports)
+    assert not any(_under(n, "vibe.tui.app") for n in command_imports)
+    # The controller names the App only for type hints.
+    controller = _imports(tui / "controller.py")
+    assert all(lazy for name, lazy in controller if _under(name, "vibe.tui.app"))

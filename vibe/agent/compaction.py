@@ -14,6 +14,7 @@ from importlib import resources
 from typing import TypeVar
 
 from vibe.agent import continuation
+from vibe.agent.clip import clip_middle
 from vibe.agent.tokens import TextCounter, estimate_text_tokens, estimate_tokens
 from vibe.config.schema import ModelConfig
 from vibe.errors import CompactionError, ContextTooLongError
@@ -226,10 +227,7 @@ def render_transcript(messages: Sequence[Message], drop: int = 0) -> str:
 
 
 def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    head, tail = text[: limit * 3 // 4], text[-(limit // 4) :]
-    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters omitted ...]\n{tail}"
+    return clip_middle(text, limit, head=0.75)
 
 
 def _leading_system(messages: Sequence[Message]) -> list[Message]:

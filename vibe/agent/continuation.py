@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vibe.agent.clip import clip_middle
 from vibe.agent.tokens import TextCounter, estimate_text_tokens
 from vibe.messages import Message
 
@@ -218,8 +219,7 @@ def _json_object(raw: str) -> dict[str, Any]:
 
 def _cut(text: str, budget: int) -> str:
     keep = int(budget * 3.5)  # chars: about 3.5 per token on code and prose
-    head, tail = text[: keep * 2 // 3], text[-(keep // 3) :]
-    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters omitted ...]\n{tail}"
+    return clip_middle(text, keep, head=2 / 3)
 
 
 def _dedupe(items: Sequence[str]) -> list[str]:

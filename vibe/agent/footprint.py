@@ -8,7 +8,6 @@ Also: the paths of write calls a killed run left unfinished, to clean their temp
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.base import Tool
-from vibe.messages import Message
+from vibe.messages import Message, parse_arguments
 
 
 @dataclass(frozen=True)
@@ -87,12 +86,3 @@ def unfinished_writes(
             if fp.paths:
                 out.extend(fp.paths)
     return out
-
-
-def parse_arguments(raw: str) -> dict[str, Any] | None:
-    """The call's arguments as an object, or None when they are not a JSON object."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -46,9 +46,10 @@ from tools.permissions import PermissionPolicy, evaluate, session_pattern
 from vibe.agent import continuation
 from vibe.agent.approval import ApprovalRequest, Approver
 from vibe.agent.budget import Budget, Limits, answer_cap, cost_of
+from vibe.agent.clip import clip_middle
 from vibe.agent.compaction import Compactor, retry_after_compaction
 from vibe.agent.finish import TRUNCATED_CALLS, judge_answer
-from vibe.agent.footprint import dependencies, footprint, parse_arguments, unfinished_writes
+from vibe.agent.footprint import dependencies, footprint, unfinished_writes
 from vibe.agent.history import CANCELLED, cancelled_result, repair
 from vibe.agent.tokens import ContextMeter, estimate_text_tokens
 from vibe.config import ModelConfig
@@ -68,7 +69,8 @@ from vibe.events import (
     UsageUpdated,
 )
 from vibe.hooks import points as hook_points
-from vibe.messages import Message, ToolCall, Usage
+from vibe.images import tool_images
+from vibe.messages import Image, Message, ToolCall, Usage, parse_arguments
 from vibe.providers.base import (
     ChatRequest,
     FinishChunk,
@@ -148,25 +150,18 @@ class Agent:
         self._answer = ""  # the last assistant text of the current run
         self._finish = ""  # the finish reason of the last model call
         self._warnings: list[str] = []  # of the current run
+        self._attachments: list[Image] = []  # @image attachments for the next prompt
 
     # ---- public controls -------------------------------------------------------------------
 
     @property
     def usage(self) -> Usage:
-        """Tokens over the agent's life (the session's, resumes included)."""
+        """Tokens over the agent's life (the session's, resumes included): the budget's."""
         return self._budget.life_usage
-
-    @usage.setter
-    def usage(self, value: Usage) -> None:
-        self._budget.life_usage = value
 
     @property
     def cost_usd(self) -> float:
         return self._budget.life_cost_usd
-
-    @cost_usd.setter
-    def cost_usd(self, value: float) -> None:
-        self._budget.life_cost_usd = value
 
     def interrupt(self) -> None:
         if self._task is not None and not self._task.done():
@@ -175,6 +170,10 @@ class Agent:
     def set_model(self, model: ModelConfig, provider: Provider) -> None:
         self.settings.model, self.provider = model, provider
         self.threshold = model.compact_threshold()
+
+    def attach(self, images: list[Image]) -> None:
+        """Images (@image mentions) to send with the next prompt (vibe.images)."""
+        self._attachments = list(images)
 
     def set_policy(self, policy: PermissionPolicy) -> None:
         self.settings.policy = policy
@@ -223,7 +222,8 @@ class Agent:
         status, code, error = "completed", 0, None
         try:
             async with asyncio.timeout(budget.time_left()) as deadline:
-                self._append(Message("user", prompt))
+                images, self._attachments = self._attachments, []
+                self._append(Message("user", prompt, images=images))
                 if self.settings.before_turn is not None:
                     await self.settings.before_turn()
                 retries = 0
@@ -390,15 +390,18 @@ class Agent:
             await asyncio.wait(before)
         started = time.monotonic()
         status, text, diff, data = await self._invoke(call)
+        # An image read_file or an MCP tool returned: attached, or a notice (vibe.images).
+        text, images, data = tool_images(text, data, self.settings.model, self.provider)
         if self.settings.annotate is not None:  # a subfolder's AGENTS.md, the first time
             text = self.settings.annotate(call.name, call.arguments, status, text)
         secrets = self.settings.secrets
-        text = _cap(redact(text, secrets), self.settings.max_tool_output_bytes)
+        # Last resort: read_file, grep and bash fit their answers to the cap themselves.
+        text = clip_middle(redact(text, secrets), self.settings.max_tool_output_bytes, unit="bytes")
         diff = redact(diff, secrets) if diff else diff
         ms = int((time.monotonic() - started) * 1000)
         if self.settings.hooks:
             text = await hook_points.after_tool(self, call, status, text, ms)
-        message = Message("tool", text, tool_call_id=call.id, name=call.name)
+        message = Message("tool", text, tool_call_id=call.id, name=call.name, images=images)
         self.session.append(message, remember=False)  # before anyone hears it finished
         self._emit(ToolCallFinished(call.id, call.name, status, text, diff, data, ms))
         return message
@@ -513,15 +516,3 @@ class Agent:
             )
         except OSError as exc:
             log.warning("could not save session metadata: %s", exc)
-
-
-def _cap(text: str, limit: int) -> str:
-    """Keep head and tail of an over-long tool result, saying how much was left out (a last
-    resort: read_file, grep and bash fit their answers to the cap themselves)."""
-    data = text.encode("utf-8", errors="replace")
-    if len(data) <= limit:
-        return text
-    half = limit // 2
-    head = data[:half].decode("utf-8", errors="ignore")
-    tail = data[-half:].decode("utf-8", errors="ignore")
-    return f"{head}\n[... {len(data) - 2 * half} bytes omitted ...]\n{tail}"

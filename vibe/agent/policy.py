@@ -63,7 +63,8 @@ def build_policy(
         extra_roots=tuple(extra_roots),
         outside_workdir=config.outside_workdir,
         protected=tuple(protected),
-        read_only_tools=READ_TOOLS | QUIET_TOOLS | {"task"},
+        # web_fetch only reads: plan mode lets it ask (or run where allowed), not deny.
+        read_only_tools=READ_TOOLS | QUIET_TOOLS | {"task", "web_fetch"},
         plan_file=plan_file if mode.safety == "safe" else None,
         read_roots=tuple(read_roots),
     )

@@ -43,7 +43,17 @@ def estimate_message_tokens(message: Message, count: TextCounter = estimate_text
         total += count(message.reasoning)
     for call in message.tool_calls:
         total += TOOL_CALL_OVERHEAD + count(call.name) + count(call.arguments)
+    for image in message.images:
+        total += image_tokens(image.width, image.height)
     return total
+
+
+def image_tokens(width: int, height: int) -> int:
+    """Tokens of an image: one per 16x16 patch plus a row break (Pixtral's encoding; others
+    are of the same order); 1,000 when the size is unknown."""
+    if width <= 0 or height <= 0:
+        return 1000
+    return (width // 16 + 1) * (height // 16 + 1)
 
 
 def estimate_tokens(messages: Iterable[Message], count: TextCounter = estimate_text_tokens) -> int:

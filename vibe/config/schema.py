@@ -220,6 +220,11 @@ class VibeConfig(_Strict):
         default=(),
         description="More folders searched for skills (before the project's and $VIBE_HOME's).",
     )
+    theme: str | None = Field(default=None, description="The TUI's Textual theme (/theme).")
+    notifications: Literal["auto", "bell", "osc9", "off"] = Field(
+        default="auto",
+        description="How the TUI gets your attention when the terminal is not focused.",
+    )
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)

@@ -58,7 +58,28 @@ class McpTool(Tool):
         except McpCallError as exc:
             raise ToolError(str(exc)) from None
         text = result_text(result)
-        return ToolResult(text, ok=not result.is_error)
+        images = result_images(result, self.name)  # shown to image models (vibe.images)
+        return ToolResult(text, ok=not result.is_error, data={"images": images} if images else None)
+
+
+def result_images(result: Any, tool: str) -> list[dict[str, Any]]:
+    """The image blocks of a result, scaled down for the wire (tools/_image.py); an image
+    that cannot be read keeps only its note in the text."""
+    import base64
+    import binascii
+
+    from tools._image import ImageFileError, load_image_bytes
+
+    out: list[dict[str, Any]] = []
+    for n, block in enumerate(result.content or []):
+        if getattr(block, "type", "") != "image" or not block.data:
+            continue
+        try:
+            raw = base64.b64decode(block.data, validate=False)
+            out.append(load_image_bytes(raw, f"{tool} image {n + 1}").to_dict())
+        except (ImageFileError, binascii.Error, ValueError):
+            continue
+    return out
 
 
 def result_text(result: Any) -> str:
@@ -71,7 +92,8 @@ def result_text(result: Any) -> str:
             parts.append(block.text)
         elif kind in ("image", "audio"):
             size = len(block.data or "") * 3 // 4
-            parts.append(f"[{kind} content ({block.mime_type}, {size} bytes) not shown]")
+            shown = "" if kind == "image" else " not shown"  # images: see result_images
+            parts.append(f"[{kind} content ({block.mime_type}, {size} bytes){shown}]")
         elif kind == "resource":
             res = block.resource
             text = getattr(res, "text", None)

@@ -11,7 +11,7 @@ from typing import Any
 
 from vibe.config import LoadedConfig, ModelConfig, ProviderConfig
 from vibe.errors import ContextTooLongError, ProviderError
-from vibe.messages import Message, ToolCall, Usage
+from vibe.messages import ToolCall, Usage
 from vibe.providers.base import (
     ChatRequest,
     Chunk,
@@ -21,6 +21,7 @@ from vibe.providers.base import (
     ToolCallChunk,
     UsageChunk,
 )
+from vibe.providers.wire import to_wire_list
 
 # Loaded engines by (checkpoint, tp, draft, k, device, dtype): switching modes back and forth
 # must not reload weights.
@@ -59,22 +60,10 @@ def _engine_for(model: ModelConfig, provider: ProviderConfig) -> Any:
         return _ENGINES[key]
 
 
-def to_openai(message: Message) -> dict[str, Any]:
-    """The engine takes OpenAI-format messages; reasoning of past turns is not sent back."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    if message.role == "tool":
-        out["tool_call_id"] = message.tool_call_id
-        out["name"] = message.name
-    return out
-
-
 class LocalProvider:
     """Runs chat turns on the embedded engine in a worker thread and streams them as chunks."""
+
+    takes_images = False  # the engine reads text only (vibe.images tells the user so)
 
     def __init__(self, model: ModelConfig, provider: ProviderConfig, loaded: LoadedConfig) -> None:
         self.name = provider.name
@@ -122,7 +111,7 @@ class LocalProvider:
         temperature = request.temperature if request.temperature is not None else 0.0
         effort = None if request.thinking == "off" else request.thinking
         for event in engine.chat(
-            [to_openai(m) for m in request.messages],
+            to_wire_list(request.messages, images="none"),  # the engine takes text only
             tools=request.tools or None,
             temperature=temperature,
             max_tokens=request.max_tokens,
@@ -143,6 +132,10 @@ class LocalProvider:
     def _translate(self, exc: BaseException) -> ProviderError:
         if isinstance(exc, ProviderError):
             return exc
+        try:  # the engine is loaded by now (it raised exc); imported here only, like torch
+            from engine.errors import ContextLengthError
+        except ImportError:  # the engine is not installed: no engine error can occur
+            ContextLengthError = ()  # type: ignore[assignment,misc]
         kind = type(exc).__name__
-        cls = ContextTooLongError if kind == "ContextLengthError" else ProviderError
+        cls = ContextTooLongError if isinstance(exc, ContextLengthError) else ProviderError
         return cls(str(exc) or kind, provider=self.name, model=self.model.key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from vibe.providers.base import ChatRequest
 from vibe.providers.openai_compat import OpenAICompatProvider
+from vibe.providers.wire import ImageStyle
 
 # The API takes reasoning_effort "none" | "high"; any thinking level asks for reasoning.
 _EFFORT = {"low": "high", "medium": "high", "high": "high"}
@@ -19,6 +20,10 @@ class MistralProvider(OpenAICompatProvider):
 
     def stream_options(self) -> None:
         return None
+
+    def image_style(self) -> ImageStyle:
+        """Mistral's `image_url` part carries the data URL as a plain string."""
+        return "mistral" if self.model.supports_images else "none"
 
     def sends_reasoning_back(self, request: ChatRequest) -> bool:
         # Thinking blocks go back only to a model asked to think.

@@ -1,5 +1,5 @@
-"""OpenAI-compatible chat completions (vLLM, SGLang, llama.cpp, OpenAI, …): request body,
-message serialisation and the stream parser. Mistral's API is a dialect of it (mistral.py)."""
+"""OpenAI-compatible chat completions (vLLM, SGLang, llama.cpp, OpenAI, …): request body
+and the stream parser (messages are serialised by wire.py). Mistral's API is a dialect of it (mistral.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vibe.config.schema import ModelConfig, ProviderConfig
-from vibe.messages import Message, ToolCall, Usage
+from vibe.messages import ToolCall, Usage
 from vibe.providers.base import (
     ChatRequest,
     Chunk,
@@ -22,6 +22,7 @@ from vibe.providers.base import (
     UsageChunk,
 )
 from vibe.providers.http import HttpSettings, HttpTransport
+from vibe.providers.wire import ImageStyle, to_wire_list
 
 _ID_CHARS = string.ascii_letters + string.digits
 
@@ -211,7 +212,11 @@ class OpenAICompatProvider:
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [self.serialize(m, request) for m in request.messages],
+            "messages": to_wire_list(
+                request.messages,
+                reasoning=self.sends_reasoning_back(request),
+                images=self.image_style(),
+            ),
             "stream": True,
         }
         temperature = request.temperature
@@ -240,34 +245,7 @@ class OpenAICompatProvider:
     def stream_options(self) -> dict[str, Any] | None:
         return {"include_usage": True}
 
-    def serialize(self, message: Message, request: ChatRequest) -> dict[str, Any]:
-        """One message in the wire format; reasoning only where the dialect takes it back."""
-        if message.role == "tool":
-            out: dict[str, Any] = {
-                "role": "tool",
-                "tool_call_id": message.tool_call_id or "",
-                "content": message.content,
-            }
-            if message.name:
-                out["name"] = message.name
-            return out
-        if message.role != "assistant":
-            return {"role": message.role, "content": message.content}
-        out = {"role": "assistant", "content": message.content}
-        if message.reasoning and self.sends_reasoning_back(request):
-            blocks: list[dict[str, Any]] = [
-                {"type": "thinking", "thinking": [{"type": "text", "text": message.reasoning}]}
-            ]
-            if message.content:
-                blocks.append({"type": "text", "text": message.content})
-            out["content"] = blocks
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in message.tool_calls
-            ]
-        return out
+    def image_style(self) -> ImageStyle:
+        """How images go on the wire: as OpenAI's `image_url` object; none for a model
+        without `supports_images` (each image becomes a one-line note)."""
+        return "openai" if self.model.supports_images else "none"

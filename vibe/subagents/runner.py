@@ -104,8 +104,7 @@ def build_child(parent: Agent, loaded: Any, profile: ModeConfig, call_id: str, t
     child.session_rules = list(parent.session_rules)
 
     def spend(usage: Usage, cost: float) -> None:  # the parent's totals, as it happens
-        parent.usage = parent.usage + usage
-        parent.cost_usd += cost
+        parent._budget.add_life(usage, cost)  # counted in the parent's run by ChildBudget
         parent._emit(
             UsageUpdated(parent.usage, parent.context_tokens, parent.threshold, parent.cost_usd)
         )

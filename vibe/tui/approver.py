@@ -4,6 +4,7 @@ will do, computed in a thread) and waits for its Decision."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import App
@@ -16,6 +17,7 @@ from vibe.tui.screens.approval import GRACE_S, ApprovalScreen
 class TuiApprover:
     def __init__(self, app: App, grace_s: float = GRACE_S) -> None:
         self.app, self.grace_s = app, grace_s
+        self.on_ask: Callable[[str], None] | None = None  # a terminal notification
 
     @property
     def cwd(self) -> Path:
@@ -31,6 +33,8 @@ class TuiApprover:
         shown = await asyncio.to_thread(preview, request.tool_name, request.arguments, self.cwd)
         screen = ApprovalScreen(request, self.grace_s, shown)
         self.app.push_screen(screen, done)
+        if self.on_ask is not None:
+            self.on_ask(f"vibe: {request.tool_name} waits for your approval")
         try:
             return await future
         except asyncio.CancelledError:

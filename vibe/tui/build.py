@@ -24,6 +24,7 @@ from vibe.build import (
 from vibe.config import LoadedConfig, ModeConfig
 from vibe.mcp.session import McpBinding
 from vibe.providers.base import Provider
+from vibe.rewind import Checkpoints
 from vibe.session import Session
 
 
@@ -33,6 +34,7 @@ class Runtime(Run):
 
     provider_factory: ProviderFactory = default_provider
     retired: list[Provider] = field(default_factory=list)  # closed once no stream uses them
+    checkpoints: Checkpoints | None = None  # pre-images of the files write_file/edit change
 
     @property
     def modes(self) -> list[ModeConfig]:
@@ -114,4 +116,6 @@ def build_runtime(
         mcp=mcp,
         interaction=interaction,
     )
-    return Runtime(**vars(run), provider_factory=provider_factory)
+    checkpoints = Checkpoints(run.session.path, cwd)
+    run.agent.settings.before_run = checkpoints.before_write  # /rewind can restore the files
+    return Runtime(**vars(run), provider_factory=provider_factory, checkpoints=checkpoints)

@@ -1,4 +1,5 @@
-"""What the prompt completes: `/command` at the start of the input, `@path` anywhere."""
+"""What the prompt completes: `/command` at the start of the input, `@path` anywhere; both
+match fuzzily (vibe.tui.fuzzy)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vibe.tui.mentions import complete_path, list_files
+from vibe.tui.fuzzy import rank, rank_paths
+from vibe.tui.mentions import list_files
 
 _FILES_TTL_S = 10.0
 
@@ -54,12 +56,12 @@ class Completer:
             start -= 1
         token = line[start:col]
         if row == 0 and start == 0 and token.startswith("/") and len(lines) == 1:
-            items = [(n, h) for n, h in self.commands if n.startswith(token)]
+            items = rank(token[1:], self.commands, lambda item: item[0][1:])
             if items and not (len(items) == 1 and items[0][0] == token):
                 return Candidates(row, start, col, items, "command")
             return None
         if token.startswith("@"):
-            items = [(f"@{p}", "") for p in complete_path(token[1:], self.files())]
+            items = [(f"@{p}", "") for p in rank_paths(token[1:], self.files())]
             if items and not (len(items) == 1 and items[0][0] == token):
                 return Candidates(row, start, col, items, "path")
         return None

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from textual.screen import ModalScreen
 
 if TYPE_CHECKING:
-    from vibe.tui.app import VibeApp
+    from vibe.tui.controller import Controller
 
 T = TypeVar("T")
 
 
 class TuiInteraction:
-    def __init__(self, app: VibeApp) -> None:
-        self.app = app
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl, self.app = ctl, ctl.app
 
     async def _show(self, screen: ModalScreen[T], cancelled: T) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -28,6 +28,7 @@ class TuiInteraction:
                 future.set_result(value)
 
         self.app.push_screen(screen, done)
+        self.ctl.attention("vibe: a question waits for your answer")
         try:
             return await future
         except asyncio.CancelledError:
@@ -44,12 +45,12 @@ class TuiInteraction:
         from vibe.tui.screens.plan_review import PlanReviewScreen
 
         choice = await self._show(PlanReviewScreen(plan, path), "keep")
-        runtime = self.app.runtime
-        if choice in (None, "keep") or runtime is None or self.app.loaded is None:
+        runtime, loaded = self.ctl.runtime, self.ctl.loaded
+        if choice in (None, "keep") or runtime is None or loaded is None:
             return "keep"
-        if self.app.loaded.mode(choice) is None:
+        if loaded.mode(choice) is None:
             return "keep"
-        await self.app.switch_mode(choice)
+        await self.ctl.switch_mode(choice)
         if runtime.extras is not None:  # the tool result tells the model: no second reminder
             runtime.extras.reminders.clear()
         return choice

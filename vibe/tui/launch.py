@@ -26,6 +26,7 @@ def launch_tui(args: argparse.Namespace) -> int:
         model=args.model,
         mode=args.agent,
         trust=args.trust,
+        pick_session=args.resume == "",  # --resume without an id
         add_dirs=dirs,
         load=lambda: load(args),
     )
@@ -46,5 +47,7 @@ def load(args: argparse.Namespace) -> tuple[LoadedConfig, Session | None]:
     pick_mode(loaded, args.agent)  # an unknown --agent ends the app, like a config error
     secrets = known_secrets(loaded)
     setup_logging(loaded.home, secrets)  # like `vibe run`: to $VIBE_HOME/logs, keys redacted
+    if args.resume == "":  # the picker opens after the first frame (vibe.tui.startup)
+        return loaded, None
     session = existing_session(loaded, cwd, args, secrets)
     return loaded, session

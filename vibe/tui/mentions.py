@@ -1,15 +1,22 @@
-"""`@path` mentions: completion candidates (git-aware) and expansion into file contents."""
+"""`@path` mentions: completion candidates (git-aware), expansion into file contents, and
+@image attachments (vibe.images); other binary files are never inlined."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from tools._image import image_type
+from tools._text import looks_binary
 
 MAX_FILES = 20_000
 MAX_FILE_BYTES = 100_000
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
+Attach = Callable[[Path, str], bool]  # (path, as written) → handled (attached or refused)
 MENTION_RE = re.compile(r"(?<![\w@])@([\w./~+-][^\s]*)")
 
 
@@ -56,8 +63,11 @@ def complete_path(fragment: str, files: list[str], limit: int = 12) -> list[str]
     return (prefix + name + sub)[:limit]
 
 
-def expand_mentions(text: str, root: Path) -> str:
-    """The prompt for the model: the user's text followed by the content of each @file."""
+def expand_mentions(text: str, root: Path, attach: Attach | None = None) -> str:
+    """The prompt for the model: the user's text followed by the content of each text @file.
+    Any other file is never inlined: `attach(path, shown)` decides (an image is attached to
+    a model that takes images, anything else gets a notice: attach_mentions); without
+    `attach`, binary files are left out."""
     blocks: list[str] = []
     seen: set[str] = set()
     for match in MENTION_RE.finditer(text):
@@ -69,6 +79,12 @@ def expand_mentions(text: str, root: Path) -> str:
             continue
         seen.add(rel)
         try:
+            with path.open("rb") as handle:
+                head = handle.read(8192)
+            if attach is not None and attach(path, rel):
+                continue
+            if looks_binary(head) or image_type(path, head[:16]) is not None:
+                continue
             data = path.read_bytes()
         except OSError:
             continue
@@ -78,3 +94,25 @@ def expand_mentions(text: str, root: Path) -> str:
     if not blocks:
         return text
     return text + "\n\n" + "\n\n".join(blocks)
+
+
+def attach_mentions(text: str, root: Path, agent: Any) -> tuple[str, list[str]]:
+    """expand_mentions for `agent`: @images (png, jpg, gif, webp) are attached to its next
+    prompt when its model takes images; other binary files and images for a model that takes
+    none are not sent, with a one-line notice each for the user. Returns (prompt, notices)."""
+    from vibe.images import mention_attachment
+
+    images: list[Any] = []
+    notices: list[str] = []
+
+    def attach(path: Path, shown: str) -> bool:
+        image, note = mention_attachment(path, shown, agent.settings.model, agent.provider)
+        if image is not None:
+            images.append(image)
+        if note is not None:
+            notices.append(note)
+        return image is not None or note is not None
+
+    prompt = expand_mentions(text, root, attach)
+    agent.attach(images)
+    return prompt, notices

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from vibe.skills import Skill
-    from vibe.tui.app import VibeApp
+    from vibe.tui.controller import Controller
 
 _MAX_HELP = 70
 
 
-def user_skills(app: VibeApp) -> list[Skill]:
+def user_skills(app: Controller) -> list[Skill]:
     extras = getattr(app.runtime, "extras", None) if app.runtime is not None else None
     return extras.skills.user_invocable if extras is not None else []
 
 
-def is_skill(app: VibeApp, text: str, builtin: set[str]) -> bool:
+def is_skill(app: Controller, text: str, builtin: set[str]) -> bool:
     """`text` starts with `/name` of a user-invocable skill that no built-in command shadows."""
     name = text.strip().split(maxsplit=1)[0] if text.strip() else ""
     if name in builtin:
@@ -25,7 +25,7 @@ def is_skill(app: VibeApp, text: str, builtin: set[str]) -> bool:
     return any(f"/{s.name}" == name for s in user_skills(app))
 
 
-def completions(app: VibeApp, builtin: set[str]) -> list[tuple[str, str]]:
+def completions(app: Controller, builtin: set[str]) -> list[tuple[str, str]]:
     out = []
     for skill in user_skills(app):
         if f"/{skill.name}" in builtin:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import partial
 
 from textual.widget import Widget
 
-from vibe.messages import Message
+from vibe.messages import Message, parse_arguments
 from vibe.tui.widgets.messages import AssistantText, ThoughtBlock, UserMessage
 from vibe.tui.widgets.tool_card import ToolCard, summarize_args
 
 Factory = Callable[[], Widget]
-
-
-def _args(raw: str) -> dict | None:
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def factories(messages: list[Message]) -> list[Factory]:
@@ -38,7 +29,7 @@ def factories(messages: list[Message]) -> list[Factory]:
             for call in m.tool_calls:
                 res = results.get(call.id)
                 status = "ok" if res is not None else "cancelled"
-                summary = summarize_args(call.name, _args(call.arguments), call.arguments)
+                summary = summarize_args(call.name, parse_arguments(call.arguments), call.arguments)
                 out.append(
                     partial(
                         ToolCard,

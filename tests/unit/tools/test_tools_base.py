@@ -24,7 +24,7 @@ def _walk(node):
 
 
 def test_every_builtin_is_registered_under_the_contract_names():
-    assert set(TOOLS) == {"bash", "read_file", "write_file", "edit", "grep", "todo"}
+    assert set(TOOLS) == {"bash", "read_file", "write_file", "edit", "grep", "todo", "web_fetch"}
 
 
 @pytest.mark.parametrize(
