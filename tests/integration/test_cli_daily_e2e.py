@@ -192,3 +192,37 @@ def test_a_looping_answer_stops_at_the_cap_and_the_run_says_so(env, work):
     assert result["status"] == "limit" and "output token limit" in result["error"]
     assert "not run" in result["error"] and len(fake.requests) == 1
     assert fake.requests[0].body["max_tokens"] == 64
+
+
+VLLM_OVERFLOW = (
+    "This model's maximum context length is 4096 tokens. However, you requested {total} tokens "
+    "({prompt} in the messages, {cap} in the completion). Please reduce the length of the "
+    "messages or completion."
+)
+
+
+def test_the_answer_cap_fits_a_small_server_window_learned_from_its_error(env, work):
+    """vLLM refuses prompt + max_tokens > max_model_len: the default 32,768 cap must not make a
+    4k-window server unusable; vibe retries once with the room it states and keeps to it."""
+
+    def small_window(request):
+        cap = request.body.get("max_tokens") or 0
+        if cap + 1000 > 4096:
+            message = VLLM_OVERFLOW.format(total=cap + 1000, prompt=1000, cap=cap)
+            return {"status": 400, "body": {"object": "error", "message": message, "code": 400}}
+        if len([r for r in fake.requests if r.turn is not None]) <= 1:
+            return {"tool_calls": [{"name": "todo", "arguments": {"todos": []}}], **usage}
+        return {"text": "fits", **usage}
+
+    usage = {"usage": {"prompt_tokens": 1000, "completion_tokens": 10}}  # as its error counts
+
+    with FakeLLMServer() as fake:
+        fake.script(small_window)
+        configure(env, fake.url)
+        proc = vibe(env, work, "run", "--output", "json", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"] == "fits"
+    caps = [r.body["max_tokens"] for r in fake.requests]
+    assert caps[0] == 32768 and caps[1] == 4096 - 1000 - 8
+    # Later calls keep within the learned window instead of failing first again.
+    assert all(c + 1000 <= 4096 for c in caps[2:]) and len(caps) == 3, caps

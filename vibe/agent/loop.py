@@ -36,7 +36,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,10 @@ from vibe.agent.finish import TRUNCATED_CALLS, judge_answer
 from vibe.agent.footprint import dependencies, footprint, unfinished_writes
 from vibe.agent.history import CANCELLED, cancelled_result, repair
 from vibe.agent.tokens import ContextMeter, estimate_text_tokens
+from vibe.agent.window import fit_cap, parse_overflow
 from vibe.config import ModelConfig
 from vibe.config.secrets import redact
-from vibe.errors import LimitReached, VibeError
+from vibe.errors import ContextTooLongError, LimitReached, VibeError
 from vibe.events import (
     AssistantMessage,
     Compacted,
@@ -149,6 +150,8 @@ class Agent:
         self._approval_lock = asyncio.Lock()
         self._answer = ""  # the last assistant text of the current run
         self._finish = ""  # the finish reason of the last model call
+        self._window: int | None = None  # the server's context window, once an error told it
+        self._window_gap = 0  # tokens the server counted beyond our estimate, at that error
         self._warnings: list[str] = []  # of the current run
         self._attachments: list[Image] = []  # @image attachments for the next prompt
 
@@ -308,14 +311,31 @@ class Agent:
         """One model call, streamed out as deltas; returns the assistant message."""
         self.messages = repair(self.messages)
         model = self.settings.model
+        counted = self.context_tokens + self._window_gap
+        cap = fit_cap(answer_cap(model, self.context_tokens), self._window, counted)
         request = ChatRequest(
             model=model.name,
             messages=list(self.messages),
             tools=self._schemas,
             temperature=model.temperature,
             thinking=model.thinking,
-            max_tokens=answer_cap(model, self.context_tokens),  # max_output_tokens
+            max_tokens=cap,  # max_output_tokens, within the server's window where learned
         )
+        try:
+            return await self._stream(request)
+        except ContextTooLongError as exc:
+            # The answer cap, not the prompt, may be what overflowed a small window: retry
+            # once with the room the server says is left (the prompt itself too long: compact).
+            overflow = parse_overflow(str(exc))
+            self._window = overflow.window or self._window
+            if overflow.prompt is not None:  # how far our estimate fell short of its count
+                self._window_gap = max(0, overflow.prompt - self.context_tokens)
+            room = overflow.answer_room()
+            if room is None or room >= cap:
+                raise
+            return await self._stream(replace(request, max_tokens=room))
+
+    async def _stream(self, request: ChatRequest) -> Message:
         text: list[str] = []
         reasoning: list[str] = []
         calls: list[ToolCall] = []

@@ -1,0 +1,267 @@
+"""The scheduler of `vibe serve`: a queue of sequences, a running batch, one engine thread.
+
+Requests `submit` a `SeqRequest` and read token ids from their `Sequence` (an asyncio queue fed
+from the engine thread). The engine thread loops: drop cancelled sequences, admit waiting ones
+up to `max_batch` (prefilling each in its own KV slot), then run one decode step for the whole
+running batch and hand each sequence its token. Sequences join and leave between steps
+(continuous batching); a cancelled one frees its slot before the next step.
+
+Two executors: `BatchDecoder` steps every running sequence in one batched forward (one device,
+no draft head); with a draft head or tensor parallelism the engine's own speculative/parallel
+decoder runs one sequence at a time (max batch 1), the others wait in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vibe.serve.metrics import Metrics
+
+
+class QueueFullError(Exception):
+    """The waiting queue holds max_queue sequences already."""
+
+
+class ShuttingDownError(Exception):
+    """The server is draining and takes no new sequences."""
+
+
+@dataclass
+class SeqRequest:
+    prompt: list[int]
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Done:
+    reason: str  # stop | length | cancelled | error
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    error: BaseException | None = None
+
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Sequence:
+    """One request's generation: tokens and a final `Done` arrive on `queue` (int | Done)."""
+
+    request: SeqRequest
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    id: int = field(default_factory=lambda: next(_ids))
+    submitted: float = field(default_factory=time.monotonic)
+    cancelled: bool = False
+    # engine-thread state
+    slot: int | None = None
+    produced: int = 0
+    reused: int = 0
+    generator: Any = None
+    stream: Iterator[int] | None = None
+    last: int | None = None
+
+    def cancel(self) -> None:
+        """Stop generating; the engine thread frees the slot before its next step."""
+        self.cancelled = True
+
+    def _put(self, item: int | Done) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+
+class Scheduler:
+    """Owns the engine thread; thread-safe `submit`, `cancel` through the Sequence."""
+
+    def __init__(self, engine: Any, max_batch: int, max_queue: int, metrics: Metrics) -> None:
+        from engine.batch import BatchDecoder, batchable
+
+        self.engine, self.metrics = engine, metrics
+        self.batched = batchable(engine.model) and engine.speculator is None
+        self.max_batch = max_batch if self.batched else 1
+        self.max_queue = max_queue
+        self.decoder = BatchDecoder(engine.model, self.max_batch) if self.batched else None
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._accepting = True
+        self._thread = threading.Thread(target=self._loop, name="vibe-serve-engine", daemon=True)
+
+    @property
+    def mode(self) -> str:
+        return "batched" if self.batched else "serial"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: SeqRequest, loop: asyncio.AbstractEventLoop) -> Sequence:
+        seq = Sequence(request, loop)
+        with self._cond:
+            if not self._accepting:
+                raise ShuttingDownError("the server is shutting down")
+            if len(self.waiting) >= self.max_queue:
+                raise QueueFullError(f"the queue is full ({self.max_queue} waiting)")
+            self.waiting.append(seq)
+            self._cond.notify()
+        return seq
+
+    def close(self) -> None:
+        """Stop accepting; cancel everything still queued or running; end the thread."""
+        with self._cond:
+            self._accepting = False
+            self._stop = True
+            for seq in [*self.waiting, *self.running]:
+                seq.cancel()
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    def counts(self) -> tuple[int, int]:
+        return len(self.running), len(self.waiting)
+
+    # -- engine thread ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and not self.waiting and not self.running:
+                    self._cond.wait()
+                if self._stop:
+                    admit: list[Sequence] = []
+                    for seq in [*self.waiting, *self.running]:
+                        self._finish(seq, "cancelled")
+                    self.waiting.clear()
+                    self.running.clear()
+                    return
+                admit = []
+                while self.waiting and len(self.running) + len(admit) < self.max_batch:
+                    admit.append(self.waiting.popleft())
+            self.running = [s for s in self.running if not self._dropped(s)]
+            for seq in admit:
+                if not self._dropped(seq):
+                    self._admit(seq)
+            if self.running:
+                self._step()
+            self.metrics.gauges(len(self.running), len(self.waiting), self._kv())
+
+    def _dropped(self, seq: Sequence) -> bool:
+        if seq.cancelled:
+            self._finish(seq, "cancelled")
+            return True
+        return False
+
+    def _admit(self, seq: Sequence) -> None:
+        """Prefill `seq` and emit its first token; on failure only this sequence fails."""
+        import torch
+
+        req = seq.request
+        gen = torch.Generator(device=self.engine.model.device)
+        gen.manual_seed(req.seed) if req.seed is not None else gen.seed()
+        seq.generator = gen
+        try:
+            if self.decoder is None:
+                seq.stream = self._serial_stream(seq)
+                self.running.append(seq)
+                return
+            seq.slot = self.decoder.acquire(req.prompt)
+            logits, seq.reused = self.decoder.prefill(seq.slot, req.prompt)
+            self.running.append(seq)
+            self._emit(seq, self._sample(seq, logits))
+        except Exception as exc:  # one failing request never takes the server down
+            self._finish(seq, "error", exc)
+            self.running = [s for s in self.running if s is not seq]
+
+    def _serial_stream(self, seq: Sequence) -> Iterator[int]:
+        from engine.events import Timings
+        from engine.sampling import SamplingParams
+
+        req = seq.request
+        params = SamplingParams(temperature=req.temperature, top_p=req.top_p)
+        timings = Timings(prompt_tokens=len(req.prompt))
+        stream = self.engine.decoder.generate(
+            req.prompt, params, req.max_tokens, seq.generator, frozenset(), timings,
+            self.engine.speculator,
+        )  # fmt: skip
+        for tok in stream:
+            seq.reused = timings.reused_tokens
+            yield tok
+
+    def _sample(self, seq: Sequence, logits: Any) -> int:
+        from engine.sampling import SamplingParams, sample
+
+        req = seq.request
+        params = SamplingParams(temperature=req.temperature, top_p=req.top_p)
+        return int(sample(logits, params, seq.generator))
+
+    def _step(self) -> None:
+        t0 = time.perf_counter()
+        batch = list(self.running)
+        try:
+            if self.decoder is None:
+                for seq in batch:
+                    assert seq.stream is not None
+                    tok = next(seq.stream, None)
+                    if tok is None:
+                        self._finish(seq, "length")
+                        self.running.remove(seq)
+                    else:
+                        self._emit(seq, tok)
+            else:
+                logits = self.decoder.step([s.slot for s in batch], [s.last for s in batch])
+                for seq, row in zip(batch, logits, strict=True):
+                    self._emit(seq, self._sample(seq, row))
+        except Exception as exc:  # the whole step failed: fail its sequences, keep serving
+            for seq in batch:
+                if seq in self.running:
+                    self._finish(seq, "error", exc, keep=False)
+            self.running = []
+            return
+        self.metrics.step(len(batch), time.perf_counter() - t0)
+
+    def _emit(self, seq: Sequence, tok: int) -> None:
+        """Hand `tok` to the request; end the sequence on a stop token or its budget."""
+        seq.produced += 1
+        seq.last = tok
+        if seq.produced == 1:
+            self.metrics.first_token(time.monotonic() - seq.submitted)
+        self.metrics.tokens(1)
+        seq._put(tok)
+        eos = tok in self.engine.tokenizer.eos_ids
+        ctx_full = len(seq.request.prompt) + seq.produced >= self.engine.context_length
+        if eos or seq.produced >= seq.request.max_tokens or ctx_full:
+            self._finish(seq, "stop" if eos else "length")
+            if seq in self.running:
+                self.running.remove(seq)
+
+    def _finish(
+        self, seq: Sequence, reason: str, error: BaseException | None = None, keep: bool = True
+    ) -> None:
+        if seq.slot is not None and self.decoder is not None:
+            self.decoder.release(seq.slot, keep=keep)
+            seq.slot = None
+        if seq.stream is not None:
+            seq.stream.close()  # type: ignore[attr-defined]
+            seq.stream = None
+        self.metrics.finished(reason)
+        seq._put(
+            Done(reason, len(seq.request.prompt), seq.produced, seq.reused, error)
+        )
+
+    def _kv(self) -> tuple[int, int, int]:
+        """(cached tokens, capacity tokens, bytes)."""
+        if self.decoder is None:
+            cache = self.engine.decoder.cache
+            return cache.length, cache.max_len, cache.nbytes()
+        s = self.decoder.stats()
+        return s.cached_tokens, s.capacity_tokens, s.nbytes
