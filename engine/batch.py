@@ -152,7 +152,9 @@ class BatchDecoder:
     def stats(self) -> SlotStats:
         nbytes = sum(d.cache.nbytes() for d in self.slots)
         cached = sum(len(d.ids) for d in self.slots)
-        return SlotStats(len(self.slots), len(self.busy), cached, len(self.slots) * self.max_len, nbytes)
+        return SlotStats(
+            len(self.slots), len(self.busy), cached, len(self.slots) * self.max_len, nbytes
+        )
 
     @staticmethod
     def _copy_prefix(src: Decoder, dst: Decoder, n: int) -> None:

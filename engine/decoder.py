@@ -84,6 +84,7 @@ class Decoder:
         PREFILL_CHUNK, each output passed to `each`; returns (the last output, tokens reused)."""
         if not prompt:
             raise ValueError("the prompt is empty")
+        prompt = list(prompt)  # a copy: truncating self.ids must not change it
         reuse = min(common_prefix(self.ids, prompt), len(prompt) - 1)
         if limit is not None:
             reuse = min(reuse, limit)

@@ -21,6 +21,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from engine.kernels import cpu_linear
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.quant import QuantWeight
@@ -68,6 +69,9 @@ class StepOps:
     def add_norm(
         self, delta: torch.Tensor, resid: torch.Tensor | None, weight: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        fused = cpu_linear.add_rmsnorm(delta, resid, weight, self.eps)  # CPU decode steps
+        if fused is not None:
+            return fused
         x = delta if resid is None else resid + delta
         return rms_norm(x, weight, self.eps), x
 
@@ -137,6 +141,20 @@ def run_layers(
     return out, captured
 
 
+SHORT_STEP = 16  # steps of at most this many tokens are decode / speculative verify
+
+
+def rope_matrices(cos: torch.Tensor, sin: torch.Tensor, D: int) -> torch.Tensor:
+    """[T, D, D] matrices M with x @ M[t] = x * cos[t] + rotate_half(x) * sin[t] (cos/sin
+    [T, D]): RoPE of every head of a token in one matmul."""
+    half = D // 2
+    idx = torch.arange(half, device=cos.device)
+    swap = torch.zeros(D, D, dtype=cos.dtype, device=cos.device)
+    swap[idx + half, idx] = -1.0  # rotate_half(x)[j] = -x[j + half] for j < half
+    swap[idx, idx + half] = 1.0  # and x[j - half] for j >= half
+    return torch.diag_embed(cos) + swap * sin[:, None, :]
+
+
 class CacheOps(StepOps):
     """Attention through SDPA over a `KVCache` (one sequence): the step's keys/values go to
     positions start .. end-1, queries attend to cached positions [lo, end) under `mask`, or
@@ -155,11 +173,26 @@ class CacheOps(StepOps):
         super().__init__(*base, q_scale, reduce)
         self.cache, (self.start, self.end, self.lo) = cache, span
         self.mask, self.causal = mask, causal
+        self.rope_matrix: torch.Tensor | None = None
+        T, D = self.end - self.start, self.heads[2]
+        if T <= SHORT_STEP:  # decode / verify: RoPE as one small batched matmul per layer
+            self.rope_matrix = rope_matrices(self.cos[:, 0], self.sin[:, 0], D)
+
+    def rotate(self, qkv: torch.Tensor, H: int, Hkv: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.rope_matrix is None:
+            return super().rotate(qkv, H, Hkv)
+        qk = torch.bmm(qkv[:, : H + Hkv], self.rope_matrix)  # [T, H+Hkv, D] @ [T, D, D]
+        q, k = qk[:, :H], qk[:, H:]
+        return (q if self.q_scale is None else q * self.q_scale), k
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        H, Hkv, _ = self.heads
+        H, Hkv, D = self.heads
         self.cache.write(layer, self.start, k, v)
         keys, values = self.cache.view(layer, self.lo, self.end)
+        if q.shape[0] == 1 and q.dtype == torch.float32:  # one query: no mask, three ops
+            scores = torch.bmm(q.reshape(Hkv, H // Hkv, D), keys.transpose(1, 2))
+            probs = torch.softmax(scores.mul_(D**-0.5), dim=-1)  # [Hkv, H/Hkv, keys]
+            return torch.bmm(probs, values).view(1, H, D)
         o = F.scaled_dot_product_attention(
             q.transpose(0, 1)[None],  # [1, H, T, D]
             keys[None],

@@ -302,6 +302,9 @@ def _program_specifics(out: Resolution) -> None:
             out.deny_texts.append(" ".join(["rm", "-rf", *(roots or ["."])]))
 
 
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
 def _find_execs(
     args: tuple[str, ...], dyn: tuple[bool, ...]
 ) -> list[tuple[tuple[str, ...], tuple[bool, ...]]]:
@@ -312,7 +315,12 @@ def _find_execs(
             j = i + 1
             while j < len(args) and args[j] != ";" and not (args[j] == "+" and j > i + 1):
                 j += 1
-            runs.append((args[i + 1 : j], dyn[i + 1 : j]))
+            start = i + 1
+            # find execs `NAME=V` itself (and fails); read past it as a shell would, so a
+            # denylist never misses what a slightly different spelling would run.
+            while start < j and _ASSIGNMENT.match(args[start]):
+                start += 1
+            runs.append((args[start:j], dyn[start:j]))
             i = j
         i += 1
     return runs

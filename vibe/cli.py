@@ -89,7 +89,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         prog="vibe",
         description="A coding agent for the terminal, built for Mistral models.",
         epilog="Commands: `vibe run PROMPT` (headless), `vibe config check`, "
-        "`vibe engine generate|bench` (local engine), `vibe mcp list|add|remove` (MCP servers), `vibe acp` (editors). `vibe run --help` for CI flags.",
+        "`vibe engine generate|bench` (local engine), `vibe mcp list|add|remove` (MCP servers), `vibe serve` (OpenAI API server), `vibe acp` (editors). `vibe run --help` for CI flags.",
     )
     p.add_argument("prompt", nargs="?", help="first message to send")
     p.add_argument("-v", "--version", action="version", version=f"vibe {__version__}")
@@ -163,6 +163,10 @@ def _dispatch(argv: list[str]) -> int:
         from vibe.mcp.cli import main as mcp_main
 
         return mcp_main(argv[1:])
+    if argv and argv[0] == "serve":  # the engine as an OpenAI-compatible server
+        from vibe.serve.cli import main as serve_main
+
+        return serve_main(argv[1:])
     if argv and argv[0] == "acp":  # the Agent Client Protocol server, for editors
         from vibe.acp.server import main as acp_main
 

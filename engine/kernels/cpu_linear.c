@@ -8,6 +8,7 @@
  *
  * Threads: OpenMP over blocks of weight rows, sharing torch's runtime (same libgomp soname).
  */
+#include <math.h>
 #include <stdint.h>
 
 #if defined(__AVX512F__)
@@ -104,4 +105,25 @@ int vibe_linear_f32(const float *x, int64_t ldx, const float *w, int64_t ldw, fl
         default: return -1;
     }
     return 0;
+}
+
+/* Residual add and RMSNorm of M rows of K floats, for decode steps (one thread: the rows are
+ * short). sum = resid + delta (resid may be NULL: sum = delta) is stored in `sum`; out = w *
+ * (sum / sqrt(mean(sum^2) + eps)), as transformers computes it in fp32. */
+void vibe_add_rmsnorm_f32(const float *delta, const float *resid, float *sum, const float *w,
+                          float *out, int64_t M, int64_t K, float eps) {
+    for (int64_t m = 0; m < M; m++) {
+        const float *d = delta + m * K;
+        float *s = sum + m * K, *o = out + m * K;
+        double acc = 0.0;
+        if (resid) {
+            const float *r = resid + m * K;
+            for (int64_t k = 0; k < K; k++) s[k] = r[k] + d[k];
+        } else if (s != d) {
+            for (int64_t k = 0; k < K; k++) s[k] = d[k];
+        }
+        for (int64_t k = 0; k < K; k++) acc += (double)s[k] * s[k];
+        float inv = 1.0f / sqrtf((float)(acc / (double)K) + eps);
+        for (int64_t k = 0; k < K; k++) o[k] = w[k] * (s[k] * inv);
+    }
 }

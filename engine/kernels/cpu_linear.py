@@ -55,6 +55,7 @@ def _compile(source: Path, target: Path) -> None:
     os.close(fd)
     try:
         cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(source), "-o", tmp]
+        cmd.append("-lm")
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
         os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
     finally:
@@ -80,6 +81,9 @@ def _library() -> ctypes.CDLL | None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     fn.argtypes = [ptr, i64, ptr, i64, ptr, i64, i64, i64, i64]
     fn.restype = ctypes.c_int
+    norm = lib.vibe_add_rmsnorm_f32
+    norm.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, ctypes.c_float]
+    norm.restype = None
     return lib
 
 
@@ -121,3 +125,32 @@ def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         x2.data_ptr(), x2.stride(0), w.data_ptr(), w.stride(0), out.data_ptr(), N, M, N, K
     )
     return out.view(*x.shape[:-1], N)
+
+
+def add_rmsnorm(
+    delta: torch.Tensor, resid: torch.Tensor | None, weight: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(rmsnorm(resid + delta) * weight, resid + delta) for 1 to 16 contiguous fp32 CPU rows
+    in one C call (a decode step's norms cost a dozen torch ops each); None: not applicable,
+    use torch."""
+    K = delta.shape[-1]
+    if (
+        delta.dtype != torch.float32
+        or delta.device.type != "cpu"
+        or not delta.is_contiguous()
+        or delta.numel() > MAX_ROWS * K
+        or weight.dtype != torch.float32
+        or (resid is not None and (resid.dtype != torch.float32 or not resid.is_contiguous()))
+        or (torch.is_grad_enabled() and delta.requires_grad)
+        or not enabled()
+    ):
+        return None
+    lib = _library()
+    assert lib is not None
+    total = torch.empty_like(delta)
+    out = torch.empty_like(delta)
+    lib.vibe_add_rmsnorm_f32(
+        delta.data_ptr(), None if resid is None else resid.data_ptr(), total.data_ptr(),
+        weight.data_ptr(), out.data_ptr(), delta.numel() // K, K, eps,
+    )  # fmt: skip
+    return out, total

@@ -85,12 +85,29 @@ class Metrics:
 
             m = f'{{model="{self.model}"}}'
             metric("generation_tokens_total", "counter", "Tokens generated.", [(m, self.generated)])
-            metric("prompt_tokens_total", "counter", "Prompt tokens received.", [(m, self.prompt_tokens)])
+            metric(
+                "prompt_tokens_total",
+                "counter",
+                "Prompt tokens received.",
+                [(m, self.prompt_tokens)],
+            )
             metric("generation_tokens_per_second", "gauge",
                    f"Tokens generated per second over the last {RATE_WINDOW_S:g} s.", [(m, tps)])  # fmt: skip
-            metric("num_requests_running", "gauge", "Sequences in the running batch.", [(m, self.running)])
-            metric("num_requests_waiting", "gauge", "Sequences waiting in the queue.", [(m, self.waiting)])
-            metric("batch_size", "gauge", "Sequences in the last decode step.", [(m, self.last_batch)])
+            metric(
+                "num_requests_running",
+                "gauge",
+                "Sequences in the running batch.",
+                [(m, self.running)],
+            )
+            metric(
+                "num_requests_waiting",
+                "gauge",
+                "Sequences waiting in the queue.",
+                [(m, self.waiting)],
+            )
+            metric(
+                "batch_size", "gauge", "Sequences in the last decode step.", [(m, self.last_batch)]
+            )
             avg = self.step_seqs / self.steps if self.steps else 0.0
             metric("batch_size_mean", "gauge", "Mean sequences per decode step.", [(m, avg)])
             metric("decode_steps_total", "counter", "Decode steps run.", [(m, self.steps)])
@@ -98,7 +115,10 @@ class Metrics:
                    [(m, used / capacity if capacity else 0.0)])  # fmt: skip
             metric("kv_cache_tokens", "gauge", "Tokens held in KV slots.", [(m, used)])
             metric("kv_cache_bytes", "gauge", "Bytes allocated to KV slots.", [(m, nbytes)])
-            reqs = [(f'{{model="{self.model}",finish="{k}"}}', v) for k, v in sorted(self.requests.items())]
+            reqs = [
+                (f'{{model="{self.model}",finish="{k}"}}', v)
+                for k, v in sorted(self.requests.items())
+            ]
             metric("requests_total", "counter", "Finished sequences by finish reason.", reqs)
             lines.append("# HELP vibe_serve_time_to_first_token_seconds Time to first token.")
             lines.append("# TYPE vibe_serve_time_to_first_token_seconds histogram")

@@ -40,6 +40,7 @@ class SeqRequest:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    ignore_eos: bool = False
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Sequence:
     id: int = field(default_factory=lambda: next(_ids))
     submitted: float = field(default_factory=time.monotonic)
     cancelled: bool = False
+    stops: list[str] = field(default_factory=list)  # stop strings, matched by the handler
     # engine-thread state
     slot: int | None = None
     produced: int = 0
@@ -237,7 +239,7 @@ class Scheduler:
             self.metrics.first_token(time.monotonic() - seq.submitted)
         self.metrics.tokens(1)
         seq._put(tok)
-        eos = tok in self.engine.tokenizer.eos_ids
+        eos = tok in self.engine.tokenizer.eos_ids and not seq.request.ignore_eos
         ctx_full = len(seq.request.prompt) + seq.produced >= self.engine.context_length
         if eos or seq.produced >= seq.request.max_tokens or ctx_full:
             self._finish(seq, "stop" if eos else "length")
@@ -254,9 +256,7 @@ class Scheduler:
             seq.stream.close()  # type: ignore[attr-defined]
             seq.stream = None
         self.metrics.finished(reason)
-        seq._put(
-            Done(reason, len(seq.request.prompt), seq.produced, seq.reused, error)
-        )
+        seq._put(Done(reason, len(seq.request.prompt), seq.produced, seq.reused, error))
 
     def _kv(self) -> tuple[int, int, int]:
         """(cached tokens, capacity tokens, bytes)."""
