@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools._gitconfig import config_files, find_git_dir
+from tools._gitconfig import GIT_VALUE_OPTIONS, config_files, find_git_dir
 from tools._readonly import names
 from tools._shellquote import code_texts
 
@@ -23,19 +23,6 @@ _COMMANDISH = re.compile(
     r"browser|tool|path)$"
 )
 _SYNONYMS = {"send-pack": "push", "http-push": "push"}
-_VALUE_OPTS = frozenset(
-    [
-        "-C",
-        "-c",
-        "--git-dir",
-        "--work-tree",
-        "--namespace",
-        "--super-prefix",
-        "--config-env",
-        "--attr-source",
-        "--list-cmds",
-    ]
-)
 KNOWN = names(
     """add am annotate apply archive bisect blame branch bundle cat-file check-attr check-ignore
     check-mailmap check-ref-format checkout checkout-index cherry cherry-pick citool clean clone
@@ -82,7 +69,7 @@ def git_extras(name: str, args: tuple[str, ...], cwd: str | None) -> GitExtra:
         if glued:
             option, value, eq = arg[:2], arg[2:], "="
         i += 1
-        if option in _VALUE_OPTS and not eq and option != "--exec-path":
+        if option in GIT_VALUE_OPTIONS and not eq:
             value = args[i] if i < len(args) else ""
             i += 1
         if option == "-c":

@@ -76,6 +76,17 @@ def _ansi_c(text: str, i: int) -> tuple[str, int] | None:
 def static_word(text: str) -> str | None:
     """`text` (one shell word as written) after quote removal, or None when it has expansions
     (`$X`, `${…}`, `$(…)`, `` `…` ``, `$((…))`) or unbalanced quotes. Globs are left as they are."""
+    return _remove_quotes(text, strict=True)
+
+
+def unquote(text: str) -> str | None:
+    """Plain quote removal (backslashes, '…', "…") of a word known to have no expansions: `$`
+    and backquotes are kept as they are; None for unbalanced quotes."""
+    return _remove_quotes(text, strict=False)
+
+
+def _remove_quotes(text: str, strict: bool) -> str | None:
+    """Quote removal; `strict` also decodes `$'…'` and `$"…"` and gives None for expansions."""
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -90,16 +101,16 @@ def static_word(text: str) -> str | None:
                 return None
             out.append(text[i + 1 : end])
             i = end + 1
-        elif text.startswith("$'", i):
+        elif strict and text.startswith("$'", i):
             decoded = _ansi_c(text, i + 2)
             if decoded is None:
                 return None
             out.append(decoded[0])
             i = decoded[1]
-        elif text.startswith('$"', i) or char == '"':
+        elif (strict and text.startswith('$"', i)) or char == '"':
             i += 2 if char == "$" else 1
             while i < len(text) and text[i] != '"':
-                if text[i] in "$`":
+                if strict and text[i] in "$`":
                     return None
                 if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
                     if text[i + 1] != "\n":
@@ -111,7 +122,7 @@ def static_word(text: str) -> str | None:
             if i >= len(text):
                 return None
             i += 1
-        elif char in "$`":
+        elif strict and char in "$`":
             if char == "$" and (i + 1 >= len(text) or not _starts_expansion(text[i + 1])):
                 out.append(char)  # a lone `$` is literal
                 i += 1

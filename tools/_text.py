@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from tools.errors import ToolError
 
 SNIFF_BYTES = 8192
 T = TypeVar("T")
+A = TypeVar("A")
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -127,6 +128,22 @@ async def finish_write(fn: Callable[..., T], *args: Any) -> T:
         if job.cancelled():
             raise
         return await job
+
+
+async def write_via(
+    files: Any,
+    through: Callable[[Any, A, Path], Awaitable[T | None]],
+    disk: Callable[[A, Path], T],
+    args: A,
+    cwd: Path,
+) -> T:
+    """A file-changing tool call: `through` the editor's buffers (`files`, a
+    tools.base.FileAccess from vibe.acp) when it takes the file, else `disk` (finish_write)."""
+    if files is not None:
+        result = await through(files, args, cwd)
+        if result is not None:
+            return result
+    return await finish_write(disk, args, cwd)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

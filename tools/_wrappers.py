@@ -15,6 +15,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from tools._gitconfig import GIT_VALUE_OPTIONS
+
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh"})
 INTERPRETERS = SHELLS | frozenset(
     [
@@ -99,7 +101,25 @@ _WRAPPERS: dict[str, _Spec] = {
 }
 # Programs whose later words may be a command run elsewhere: the denylist sees their suffixes.
 _SUFFIX_ONLY = frozenset(
-    ["ssh", "su", "sg", "newgrp", "script", "parallel", "dbus-run-session", "xvfb-run", "gdb", "tmux", "screen", "sshpass", "bwrap", "dtach", "mpirun", "srun", "sem"]
+    [
+        "ssh",
+        "su",
+        "sg",
+        "newgrp",
+        "script",
+        "parallel",
+        "dbus-run-session",
+        "xvfb-run",
+        "gdb",
+        "tmux",
+        "screen",
+        "sshpass",
+        "bwrap",
+        "dtach",
+        "mpirun",
+        "srun",
+        "sem",
+    ]
 )
 _SCRIPT_OPTIONS = {
     "env": ("S", "split-string"),
@@ -326,20 +346,8 @@ def _find_execs(
     return runs
 
 
-_GIT_VALUE = frozenset(
-    [
-        "-C",
-        "-c",
-        "--git-dir",
-        "--work-tree",
-        "--namespace",
-        "--super-prefix",
-        "--config-env",
-        "--attr-source",
-        "--list-cmds",
-        "--exec-path",
-    ]
-)
+# `--exec-path` takes a value only as `--exec-path=DIR`.
+_GIT_KNOWN = GIT_VALUE_OPTIONS | {"--exec-path"}
 
 
 def git_texts(args: tuple[str, ...]) -> list[str]:
@@ -353,11 +361,11 @@ def git_texts(args: tuple[str, ...]) -> list[str]:
             break
         name = arg.split("=", 1)[0]
         i += 1
-        if name in _GIT_VALUE and "=" not in arg and name != "--exec-path":
+        if name in GIT_VALUE_OPTIONS and "=" not in arg:
             i += 1
-        elif name not in _GIT_VALUE and not arg.startswith("--") and len(arg) > 2:
+        elif name not in _GIT_KNOWN and not arg.startswith("--") and len(arg) > 2:
             pass  # glued value (`-C.`, `-ccore.x=y`)
-        elif name not in _GIT_VALUE and i < len(args):
+        elif name not in _GIT_KNOWN and i < len(args):
             out.append(_text(("git", *args[i + 1 :])))  # maybe it took a value
     out.append(_text(("git", *args[i:])))
     return out

@@ -15,7 +15,7 @@ import bashlex
 
 from tools._denyscan import STDIN_SHELLS, code_texts, extras
 from tools._denyscan import Context as ScanContext
-from tools._shellquote import static_word
+from tools._shellquote import static_word, unquote
 from tools._wrappers import SHELLS, Resolution, resolve
 
 __all__ = ["SHELLS", "Analysis", "Redirect", "SimpleCommand", "analyze", "inner_commands"]
@@ -374,41 +374,6 @@ def _is_dynamic(word: Any) -> bool:
     return any(part.kind != "tilde" for part in getattr(word, "parts", []))
 
 
-def _unquote(text: str) -> str | None:
-    """Bash quote removal of a word without expansions (bashlex gets `a"'"b` wrong)."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            if i + 1 < len(text) and text[i + 1] != "\n":
-                out.append(text[i + 1])
-            i += 2
-        elif char == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                return None
-            out.append(text[i + 1 : end])
-            i = end + 1
-        elif char == '"':
-            i += 1
-            while i < len(text) and text[i] != '"':
-                if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
-                    if text[i + 1] != "\n":
-                        out.append(text[i + 1])
-                    i += 2
-                    continue
-                out.append(text[i])
-                i += 1
-            if i >= len(text):
-                return None
-            i += 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
-
-
 def _word_of(word: Any, source: str) -> tuple[str, bool]:
     """(the word as bash passes it, whether it expands something that cannot be known)."""
     if word.pos[1] <= len(source):
@@ -423,7 +388,7 @@ def _word_of(word: Any, source: str) -> tuple[str, bool]:
 def _word(word: Any, source: str) -> str:
     """The word's text as bash sees it: our own quote removal when it has no expansions."""
     if not _is_dynamic(word) and word.pos[1] <= len(source):
-        text = _unquote(source[word.pos[0] : word.pos[1]])
+        text = unquote(source[word.pos[0] : word.pos[1]])  # bashlex gets `a"'"b` wrong
         if text is not None and text != word.word:
             return text
     return _expand_tilde(word)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,9 +16,9 @@ from tools._text import (
     atomic_write,
     count_changes,
     decode,
-    finish_write,
     read_text,
     unified_diff,
+    write_via,
 )
 from tools.base import FileAccess, Tool, ToolContext, ToolError, ToolResult
 
@@ -47,11 +48,7 @@ class EditTool(Tool):
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, EditArgs)
-        if ctx.files is not None:  # an editor's buffer (vibe.acp), else the disk
-            result = await _edit_through(ctx.files, args, ctx.cwd)
-            if result is not None:
-                return result
-        return await finish_write(_edit, args, ctx.cwd)
+        return await write_via(ctx.files, _edit_through, _edit, args, ctx.cwd)
 
 
 async def _edit_through(files: FileAccess, args: EditArgs, cwd: Path) -> ToolResult | None:
@@ -89,12 +86,44 @@ def _edit(args: EditArgs, cwd: Path) -> ToolResult:
 
 def _replace(args: EditArgs, file: TextFile, shown: str) -> tuple[str, ToolResult]:
     """The file's new text and the tool's result; ToolError when the edit cannot apply."""
-    if not args.old_string:
+    done = replace_text(file, args.old_string, args.new_string, shown, args.replace_all)
+    first = done.lines[0]
+    where = f"line {first}" if done.count == 1 else f"lines {', '.join(map(str, done.lines))}"
+    noun = "replacement" if done.count == 1 else "replacements"
+    return done.text, ToolResult(
+        text=f"Edited {shown}: {done.count} {noun} at {where} (+{done.added} -{done.removed} lines)",
+        diff=done.diff,
+        data={"path": shown, "replacements": done.count, "first_line": first},
+    )
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """An edit applied to a file's text (nothing read or written)."""
+
+    text: str  # the new text
+    diff: str  # unified diff, labelled with the shown path
+    added: int
+    removed: int
+    count: int  # replacements made
+    lines: list[int]  # line numbers of the first ten, in the old text
+
+
+def check_strings(old: str, new: str) -> None:
+    """ToolError when `old_string`/`new_string` cannot make an edit, whatever the file."""
+    if not old:
         raise ToolError("old_string is empty; use write_file to create or overwrite a file")
-    if args.old_string == args.new_string:
+    if old == new:
         raise ToolError("old_string and new_string are identical; there is nothing to change")
+
+
+def replace_text(
+    file: TextFile, old: str, new: str, shown: str, replace_all: bool = False
+) -> Replacement:
+    """The `edit` tool's matching on `file`'s text (pure): line endings as the file has them,
+    `old` once (or every time with `replace_all`); ToolError saying why when it cannot apply."""
+    check_strings(old, new)
     text = file.text
-    old, new = args.old_string, args.new_string
     if file.newline == "\r\n":
         old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
     elif old not in text and "\r\n" in text and "\n" in old:
@@ -105,29 +134,18 @@ def _replace(args: EditArgs, file: TextFile, shown: str) -> tuple[str, ToolResul
     starts = _occurrences(text, old)
     if not starts:
         raise ToolError(_not_found_message(text, old, shown))
-    if len(starts) > 1 and not args.replace_all:
+    if len(starts) > 1 and not replace_all:
         numbers = ", ".join(str(_line_of(text, i)) for i in starts[:20])
         more = " ..." if len(starts) > 20 else ""
         raise ToolError(
             f"old_string occurs {len(starts)} times in {shown} (at lines {numbers}{more}); "
             "include more surrounding lines to make it unique, or set replace_all=true"
         )
-    updated = text.replace(old, new) if args.replace_all else text.replace(old, new, 1)
+    updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
     diff = unified_diff(text, updated, shown)
     added, removed = count_changes(diff)
-    first = _line_of(text, starts[0])
-    count = len(starts) if args.replace_all else 1
-    where = (
-        f"line {first}"
-        if count == 1
-        else f"lines {', '.join(str(_line_of(text, i)) for i in starts[:10])}"
-    )
-    noun = "replacement" if count == 1 else "replacements"
-    return updated, ToolResult(
-        text=f"Edited {shown}: {count} {noun} at {where} (+{added} -{removed} lines)",
-        diff=diff,
-        data={"path": shown, "replacements": count, "first_line": first},
-    )
+    lines = [_line_of(text, i) for i in starts[:10]]
+    return Replacement(updated, diff, added, removed, len(starts), lines)
 
 
 def _occurrences(text: str, needle: str) -> list[int]:

@@ -15,9 +15,9 @@ from tools._text import (
     atomic_write,
     count_changes,
     decode,
-    finish_write,
     looks_binary,
     unified_diff,
+    write_via,
 )
 from tools.base import FileAccess, Tool, ToolContext, ToolError, ToolResult
 
@@ -41,11 +41,7 @@ class WriteFileTool(Tool):
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, WriteFileArgs)
-        if ctx.files is not None:  # an editor's buffer (vibe.acp), else the disk
-            result = await _write_through(ctx.files, args, ctx.cwd)
-            if result is not None:
-                return result
-        return await finish_write(_write, args, ctx.cwd)
+        return await write_via(ctx.files, _write_through, _write, args, ctx.cwd)
 
 
 async def _write_through(files: FileAccess, args: WriteFileArgs, cwd: Path) -> ToolResult | None:

@@ -89,7 +89,8 @@ def _library() -> ctypes.CDLL | None:
 
 def enabled() -> bool:
     """True when the C kernel is switched on (VIBE_CPU_KERNELS, default on) and available."""
-    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "off"):
+    flag = os.environ.get(ENV_VAR)  # read on every call: tests and users may flip it
+    if flag is not None and flag.strip().lower() in ("0", "false", "off"):
         return False
     return _library() is not None
 

@@ -52,7 +52,8 @@ def _library() -> ctypes.CDLL | None:
 
 def enabled() -> bool:
     """True when the quantized kernel is switched on (VIBE_CPU_KERNELS) and builds."""
-    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "off"):
+    flag = os.environ.get(ENV_VAR)  # read on every call: tests and users may flip it
+    if flag is not None and flag.strip().lower() in ("0", "false", "off"):
         return False
     return _library() is not None
 
@@ -76,14 +77,15 @@ def dequantize(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
 
 
 def qlinear(x: torch.Tensor, data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
-    """x [..., cols] @ W.T for the quantized W (uint8 [N, bytes per row]); x's dtype out."""
+    """x [..., cols] @ W.T for the quantized W (uint8 [N, bytes per row]); x's dtype out.
+    (A decode step makes ~4 calls a layer: the common case takes few Python steps.)"""
     N = data.shape[0]
-    M = x.numel() // cols if cols else 0
-    lib = _library() if qtype in KERNEL_TYPES and M > 0 and enabled() else None
-    if lib is None or data.stride(-1) != 1 or (torch.is_grad_enabled() and x.requires_grad):
+    x2 = x if x.dim() == 2 else x.reshape(-1, cols)
+    M = x2.shape[0]
+    lib = _library() if M > 0 and qtype in KERNEL_TYPES and enabled() else None
+    if lib is None or data.stride(-1) != 1 or (x.requires_grad and torch.is_grad_enabled()):
         w = dequantize(data, qtype, cols).to(x.dtype)
         return torch.nn.functional.linear(x, w)
-    x2 = x.reshape(M, cols)
     if x2.dtype != torch.float32 or x2.stride(-1) != 1:
         x2 = x2.float().contiguous()
     out = torch.empty((M, N), dtype=torch.float32)
@@ -93,4 +95,6 @@ def qlinear(x: torch.Tensor, data: torch.Tensor, qtype: int, cols: int) -> torch
     )  # fmt: skip
     if rc != 0:
         return torch.nn.functional.linear(x, dequantize(data, qtype, cols).to(x.dtype))
-    return out.to(x.dtype).view(*x.shape[:-1], N)
+    if x.dtype != torch.float32:
+        out = out.to(x.dtype)
+    return out if x.dim() == 2 else out.view(*x.shape[:-1], N)

@@ -7,7 +7,6 @@ mid-stream, session/load replaying the history, and malformed requests."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ from acp.schema import (  # noqa: E402
     WriteTextFileResponse,
 )
 
-from tests.fakes.configs import MODEL_CARD  # noqa: E402
 from tests.fakes.server import FakeLLMServer  # noqa: E402
+from tests.fakes.vibe_proc import model_card, write_config  # noqa: E402
 
 CARD_MODE = "mistral-medium-3-5-local-vllm"  # the model card's top-level mode (slug)
 BUGGY = "def add(a, b):\n    return a - b\n"
@@ -80,30 +79,16 @@ class Editor:
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    home = tmp_path / "vibe-home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    out.pop("MISTRAL_API_KEY", None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1")
-    return out
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    d = tmp_path / "project"
-    d.mkdir()
-    (d / ".git").mkdir()
+def project(work: Path) -> Path:
+    d = work
     (d / "calc.py").write_text(BUGGY)
     (d / "test_calc.py").write_text("from calc import add\nassert add(2, 2) == 4\n")
     return d.resolve()
 
 
 def configure(env: dict[str, str], url: str) -> None:
-    text = "api_retry_max_elapsed_time = 0.5\napi_read_timeout = 10\n" + MODEL_CARD
-    (Path(env["VIBE_HOME"]) / "config.toml").write_text(
-        text.replace("http://<your-host-url>:8000/v1", url)
-    )
+    top = "api_retry_max_elapsed_time = 0.5\napi_read_timeout = 10\n"
+    write_config(env, model_card(url, top=top))
 
 
 def call(name: str, arguments: dict[str, Any], cid: str) -> dict[str, Any]:

@@ -6,45 +6,18 @@ outside show that nothing was touched."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.vibe_proc import fake_config, vibe, vibe_env, write_config
+
 MARKER = "original marker\n"
 
 
-@pytest.fixture
-def home(tmp_path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    return home
-
-
 def configure(home: Path, url: str, extra: str = "") -> None:
-    (home / "config.toml").write_text(
-        f"""{extra}active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{url}"
-api_key_env_var = ""
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-"""
-    )
-
-
-@pytest.fixture
-def work(tmp_path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / ".git").mkdir()
-    return work
+    write_config(home, fake_config(url, top=extra))
 
 
 @pytest.fixture
@@ -56,17 +29,7 @@ def other(tmp_path) -> Path:
 
 
 def vibe_run(home: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    env.update(VIBE_HOME=str(home), NO_COLOR="1")
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", "--output", "json", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return vibe(vibe_env(home), cwd, "run", "--output", "json", *args)
 
 
 def result(proc: subprocess.CompletedProcess) -> dict:

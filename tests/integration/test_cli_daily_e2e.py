@@ -6,66 +6,17 @@ answer cut at the limit ends the run with exit 3 and says so)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.fakes.server import FakeLLMServer
+from tests.fakes.vibe_proc import fake_config, vibe, write_config
 from vibe import __version__
 
 
-@pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    out.pop("MISTRAL_API_KEY", None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1")
-    return out
-
-
-@pytest.fixture
-def work(tmp_path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    (d / ".git").mkdir()
-    return d
-
-
 def configure(env: dict[str, str], url: str, model_extra: str = "") -> None:
-    (Path(env["VIBE_HOME"]) / "config.toml").write_text(
-        f"""active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{url}"
-api_key_env_var = ""
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-input_price = 1.0
-output_price = 2.0
-{model_extra}"""
-    )
-
-
-def vibe(env, work, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vibe", *args],
-        cwd=work,
-        env=env,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+    prices = "input_price = 1.0\noutput_price = 2.0\n"
+    write_config(env, fake_config(url, after=prices + model_extra))
 
 
 def test_dash_v_prints_the_version(env, work):

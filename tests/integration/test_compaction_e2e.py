@@ -5,14 +5,13 @@ threshold: the exact summary request, the smaller next request, the compaction e
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.server import FakeLLMServer
+from tests.fakes.vibe_proc import events, fake_config, vibe, write_config
 
 THRESHOLD = 20_000
 CONSTRAINT = "Never touch file legacy.py, it is frozen."
@@ -25,20 +24,8 @@ TOO_LONG = {
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "vibe-home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    out.pop("MISTRAL_API_KEY", None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1")
-    return out
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    d = tmp_path / "project"
-    d.mkdir()
-    (d / ".git").mkdir()
+def project(work: Path) -> Path:
+    d = work
     # Big enough that reading it makes the next request clearly larger than the compacted one,
     # and small enough that one read_file page (under the 30,000-byte output cap) holds it all.
     body = "".join(f"def f{i}(a, b):\n    return a + b + {i}\n\n" for i in range(400))
@@ -48,39 +35,13 @@ def project(tmp_path: Path) -> Path:
 
 
 def configure(env: dict[str, str], url: str) -> None:
-    config = f"""api_retry_max_elapsed_time = 1
-api_read_timeout = 10
-active_model = "fake"
-
-[[providers]]
-name = "fake"
-api_base = "{url}"
-api_key_env_var = ""
-backend = "generic"
-
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-auto_compact_threshold = {THRESHOLD}
-"""
-    (Path(env["VIBE_HOME"]) / "config.toml").write_text(config)
+    top = "api_retry_max_elapsed_time = 1\napi_read_timeout = 10\n"
+    after = f"auto_compact_threshold = {THRESHOLD}\n"
+    write_config(env, fake_config(url, top=top, after=after))
 
 
 def vibe_run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def events(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return vibe(env, cwd, "run", *args)
 
 
 def request_text(body: dict) -> str:

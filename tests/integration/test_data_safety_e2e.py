@@ -6,40 +6,23 @@ backtracking grep obeys --time-limit; truncated or empty answers are reported.""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.fakes import vibe_proc
 from tests.fakes.server import RecordedRequest
+from tests.fakes.vibe_proc import events, fake_config, vibe_env, vibe_popen, write_config
 
 
 @pytest.fixture
-def env(tmp_path, fake_llm):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        f"""active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{fake_llm.url}"
-api_key_env_var = "FAKE_KEY"
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-[tools.bash]
-default_timeout = 60
-"""
-    )
-    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return {**environ, "VIBE_HOME": str(home), "FAKE_KEY": "k", "PYTHONUNBUFFERED": "1"}
+def env(home, fake_llm):
+    after = "[tools.bash]\ndefault_timeout = 60\n"
+    write_config(home, fake_config(fake_llm.url, key_env="FAKE_KEY", after=after))
+    return vibe_env(home, FAKE_KEY="k", PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture
@@ -50,31 +33,11 @@ def work(tmp_path):
 
 
 def vibe(args, env, cwd, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return vibe_proc.vibe(env, cwd, "run", *args, timeout=timeout)
 
 
 def popen(args, env, cwd):
-    return subprocess.Popen(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def events(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return vibe_popen(env, cwd, "run", *args)
 
 
 def call(name, **arguments):

@@ -5,7 +5,6 @@ output, exit codes, record/replay, and API keys never written anywhere."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import vibe_proc
+from tests.fakes.vibe_proc import events, fake_config, vibe_env, vibe_popen, write_config
 from vibe.session import Session
 
 KEY = "sk-fake-SECRET-7f3a9c"
@@ -21,28 +22,10 @@ PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider test_calc.py"
 
 
 @pytest.fixture
-def env(tmp_path, fake_llm):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        f"""active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{fake_llm.url}"
-api_key_env_var = "FAKE_KEY"
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-input_price = 1.0
-output_price = 3.0
-[tools.bash]
-default_timeout = 60
-"""
-    )
-    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return {**environ, "VIBE_HOME": str(home), "FAKE_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+def env(home, fake_llm):
+    after = "input_price = 1.0\noutput_price = 3.0\n[tools.bash]\ndefault_timeout = 60\n"
+    write_config(home, fake_config(fake_llm.url, key_env="FAKE_KEY", after=after))
+    return vibe_env(home, FAKE_KEY=KEY, PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture
@@ -61,30 +44,11 @@ def repo(tmp_path):
 
 
 def vibe(args, env, cwd, timeout=60, stdin=None):
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-    )
+    return vibe_proc.vibe(env, cwd, "run", *args, timeout=timeout, stdin=stdin)
 
 
 def popen(args, env, cwd):
-    return subprocess.Popen(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def events(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return vibe_popen(env, cwd, "run", *args)
 
 
 def bash(command, **extra):

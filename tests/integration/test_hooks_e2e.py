@@ -6,7 +6,6 @@ process group killed), strict, garbage output, bad files, untrusted projects ign
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,33 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import vibe_proc
+from tests.fakes.vibe_proc import events, fake_config, vibe_env, write_config
+
 KEY = "sk-fake-SECRET-hooks-91"
 
 
 @pytest.fixture
-def home(tmp_path, fake_llm):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        f"""active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{fake_llm.url}"
-api_key_env_var = "FAKE_KEY"
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-"""
-    )
+def home(home, fake_llm):
+    write_config(home, fake_config(fake_llm.url, key_env="FAKE_KEY"))
     return home
 
 
 @pytest.fixture
 def env(home):
-    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return {**environ, "VIBE_HOME": str(home), "FAKE_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    return vibe_env(home, FAKE_KEY=KEY, PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture
@@ -71,18 +58,7 @@ def write_hooks(folder: Path, *hooks: dict) -> Path:
 
 
 def vibe(args, env, cwd, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args, "--output", "stream-json"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def events(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return vibe_proc.vibe(env, cwd, "run", *args, "--output", "stream-json", timeout=timeout)
 
 
 def bash(command: str) -> dict:

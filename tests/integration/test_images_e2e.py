@@ -9,39 +9,27 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.fakes.server import FakeLLMServer
+from tests.fakes.vibe_proc import vibe, write_config
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    out.pop("MISTRAL_API_KEY", None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1")
-    return out
-
-
-@pytest.fixture
-def work(tmp_path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    (d / ".git").mkdir()
+def work(work: Path) -> Path:
+    d = work
     Image.new("RGB", (3000, 1000), (200, 30, 30)).save(d / "wide.png")
     Image.new("RGB", (40, 30), (0, 0, 255)).save(d / "small.jpg", quality=90)
     return d
 
 
 def configure(env: dict[str, str], url: str, backend: str, images: bool) -> None:
-    (Path(env["VIBE_HOME"]) / "config.toml").write_text(
+    write_config(
+        env,
         f"""active_model = "pix"
 [[providers]]
 name = "fake"
@@ -53,22 +41,12 @@ name = "pixtral-fake"
 provider = "fake"
 alias = "pix"
 supports_images = {str(images).lower()}
-"""
+""",
     )
 
 
 def vibe_run(env, work, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vibe", "run", "--output", "json", *args],
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+    return vibe(env, work, "run", "--output", "json", *args)
 
 
 def read_images(*paths: str) -> list[dict]:

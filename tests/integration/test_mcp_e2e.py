@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.server import FakeLLMServer
+from tests.fakes.vibe_proc import fake_config, vibe, vibe_env
 
 pytest.importorskip("mcp")
 
@@ -20,20 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def config(url: str, servers: str, extra: str = "") -> str:
-    return f"""active_model = "fake"
-{extra}
-[[providers]]
-name = "fake"
-api_base = "{url}"
-api_key_env_var = ""
-backend = "generic"
-
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-{servers}
-"""
+    return fake_config(url, top=f"{extra}\n", after=f"{servers}\n")
 
 
 FAKE_SERVER = f"""
@@ -48,25 +35,12 @@ prompt = "The t server echoes."
 
 
 @pytest.fixture
-def env(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    out.pop("MISTRAL_API_KEY", None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1", PYTHONPATH=str(ROOT))
-    return out
+def env(home):
+    return vibe_env(home, PYTHONPATH=str(ROOT))
 
 
 def run(env, cwd, *args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return vibe(env, cwd, "run", *args, timeout=timeout)
 
 
 def test_mcp_tool_call_end_to_end(env, tmp_path):

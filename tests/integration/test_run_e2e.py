@@ -4,57 +4,22 @@ config errors (exit 1), API failures (exit 2) and retried rate limits (exit 0)."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
+from tests.fakes import vibe_proc
 from tests.fakes.configs import MODEL_CARD
 from tests.fakes.server import FakeLLMServer
-
-
-@pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    home = tmp_path / "vibe-home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    out.pop("MISTRAL_API_KEY", None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1")
-    return out
-
-
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    d = tmp_path / "project"
-    d.mkdir()
-    (d / ".git").mkdir()
-    return d
-
-
-def write_config(env: dict[str, str], text: str) -> Path:
-    path = Path(env["VIBE_HOME"]) / "config.toml"
-    path.write_text(text)
-    return path
+from tests.fakes.vibe_proc import write_config
 
 
 def model_card(url: str, budget: float = 1.0) -> str:
-    text = MODEL_CARD.replace("http://<your-host-url>:8000/v1", url)
     # Top-level settings must come before the first table.
-    return f"api_retry_max_elapsed_time = {budget}\napi_read_timeout = 10\n" + text
+    top = f"api_retry_max_elapsed_time = {budget}\napi_read_timeout = 10\n"
+    return vibe_proc.model_card(url, top=top)
 
 
 def vibe_run(env, workdir, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return vibe_proc.vibe(env, workdir, "run", *args, timeout=timeout)
 
 
 def test_model_card_config_answers_with_reasoning_kept_out(env, workdir):

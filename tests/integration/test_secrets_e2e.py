@@ -6,15 +6,15 @@ a request end the run at once with exit 1, naming the setting and never the key.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.fakes import vibe_proc
 from tests.fakes.server import FakeLLMServer
+from tests.fakes.vibe_proc import fake_config, vibe_env
 
 KEY = "sk-e2e-SECRET-51d0c3a"
 MARKERS = {
@@ -25,53 +25,17 @@ MARKERS = {
 
 
 def config(url: str, extra: str = "", api_base: str | None = None) -> str:
-    return f"""active_model = "fake"
-api_retry_max_elapsed_time = 30
-{extra}
-[[providers]]
-name = "fake"
-api_base = "{api_base or url}"
-api_key_env_var = "LLM_AUTH"
-backend = "generic"
-
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-"""
-
-
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    d = tmp_path / "project"
-    d.mkdir()
-    (d / ".git").mkdir()
-    return d
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    h = tmp_path / "vibe-home"
-    h.mkdir()
-    return h
+    top = f"api_retry_max_elapsed_time = 30\n{extra}\n"
+    return fake_config(api_base or url, top=top, key_env="LLM_AUTH")
 
 
 def environ(home: Path, key: str = KEY) -> dict[str, str]:
     # LLM_AUTH does not look like a secret by its name: only the provider config hides it.
-    base = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    return {**base, **MARKERS, "VIBE_HOME": str(home), "LLM_AUTH": key, "HARMLESS_VAR": "visible"}
+    return vibe_env(home, **MARKERS, LLM_AUTH=key, HARMLESS_VAR="visible")
 
 
 def vibe(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return vibe_proc.vibe(env, cwd, "run", *args, timeout=90)
 
 
 def printenv_script() -> list[dict]:

@@ -5,13 +5,13 @@ from the server's recorded requests."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fakes.vibe_proc import fake_config, vibe, vibe_env, write_config
 
 RELEASE_NOTES = """---
 name: release-notes
@@ -24,41 +24,14 @@ Write release notes for version $ARGUMENTS from the git log.
 
 
 @pytest.fixture
-def home(tmp_path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    return home
-
-
-@pytest.fixture
 def user_home(tmp_path) -> Path:
     user = tmp_path / "user"
     user.mkdir()
     return user
 
 
-@pytest.fixture
-def work(tmp_path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / ".git").mkdir()
-    return work
-
-
 def configure(home: Path, url: str, extra: str = "") -> None:
-    (home / "config.toml").write_text(
-        f"""{extra}active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{url}"
-api_key_env_var = ""
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-"""
-    )
+    write_config(home, fake_config(url, top=extra))
 
 
 def skill(folder: Path, name: str, description: str = "", body: str = "", text: str = "") -> Path:
@@ -71,17 +44,7 @@ def skill(folder: Path, name: str, description: str = "", body: str = "", text: 
 
 
 def vibe_run(home: Path, user: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
-    env.update(VIBE_HOME=str(home), HOME=str(user), NO_COLOR="1")
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", "--output", "json", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return vibe(vibe_env(home, HOME=str(user)), cwd, "run", "--output", "json", *args)
 
 
 def result(proc: subprocess.CompletedProcess) -> dict:

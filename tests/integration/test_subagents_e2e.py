@@ -6,7 +6,6 @@ denial), cancellation, usage roll-up and --max-price across children."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,32 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import vibe_proc
+from tests.fakes.vibe_proc import events, fake_config, vibe_env, write_config
 from vibe.session import Session
 
 EXPLORE_MARK = "You are `explore`"
 
 
 @pytest.fixture
-def env(tmp_path, fake_llm):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        f"""active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{fake_llm.url}"
-api_key_env_var = "FAKE_KEY"
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-input_price = 1000.0
-output_price = 1000.0
-"""
-    )
-    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return {**environ, "VIBE_HOME": str(home), "FAKE_KEY": "sk-x", "PYTHONUNBUFFERED": "1"}
+def env(home, fake_llm):
+    after = "input_price = 1000.0\noutput_price = 1000.0\n"
+    write_config(home, fake_config(fake_llm.url, key_env="FAKE_KEY", after=after))
+    return vibe_env(home, FAKE_KEY="sk-x", PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture
@@ -54,18 +39,7 @@ def repo(tmp_path):
 
 
 def vibe(args, env, cwd, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "vibe", "run", *args, "--output", "stream-json"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def events(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return vibe_proc.vibe(env, cwd, "run", *args, "--output", "stream-json", timeout=timeout)
 
 
 def task(text: str, id: str, agent: str | None = None) -> dict:

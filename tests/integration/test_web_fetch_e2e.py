@@ -6,10 +6,7 @@ default, so headless denies; `[tools.web_fetch] allowlist` domains allow; denyli
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import vibe_proc
 from tests.fakes.server import FakeLLMServer
+from tests.fakes.vibe_proc import fake_config, vibe, vibe_env, write_config
 
 HTML = (
     "<html><head><title>T</title><style>body{color:red}</style>"
@@ -87,53 +86,20 @@ def site() -> Iterator[str]:
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    out = {k: v for k, v in os.environ.items() if not k.startswith("VIBE_")}
+def env(home: Path) -> dict[str, str]:
+    out = vibe_env(home, NO_PROXY="127.0.0.1,localhost")
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         out.pop(name, None)
-    out.update(VIBE_HOME=str(home), NO_COLOR="1", NO_PROXY="127.0.0.1,localhost")
     return out
 
 
-@pytest.fixture
-def work(tmp_path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    (d / ".git").mkdir()
-    return d
-
-
 def configure(env: dict[str, str], url: str, extra: str = "") -> None:
-    (Path(env["VIBE_HOME"]) / "config.toml").write_text(
-        f"""active_model = "fake"
-[[providers]]
-name = "fake"
-api_base = "{url}"
-api_key_env_var = ""
-backend = "generic"
-[[models]]
-name = "fake-model"
-provider = "fake"
-alias = "fake"
-{extra}"""
-    )
+    write_config(env, fake_config(url, after=extra))
 
 
 def run(env, work, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vibe", "run", "--output", "stream-json", *args, "fetch it"],
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    return proc, events
+    proc = vibe(env, work, "run", "--output", "stream-json", *args, "fetch it")
+    return proc, vibe_proc.events(proc.stdout)
 
 
 def fetches(*calls: dict) -> list[dict]:

@@ -88,6 +88,14 @@ class Budget:
         lim = self.limits
         if lim.max_turns is not None and self.turns >= lim.max_turns:
             raise LimitReached(f"turn limit reached ({lim.max_turns} model calls)")
+        self.check_spending()
+        left = self.time_left()
+        if left is not None and left <= 0:
+            raise LimitReached(f"time limit reached ({self.limits.time_limit:g} s)")
+
+    def check_spending(self) -> None:
+        """Raise LimitReached if the tokens or the money spent reached their limit."""
+        lim = self.limits
         if lim.max_tokens is not None and self.usage.total_tokens >= lim.max_tokens:
             raise LimitReached(
                 f"token limit reached ({self.usage.total_tokens} of {lim.max_tokens} tokens)"
@@ -96,6 +104,3 @@ class Budget:
             raise LimitReached(
                 f"price limit reached (${self.cost_usd:.4f} of ${lim.max_price:.4f})"
             )
-        left = self.time_left()
-        if left is not None and left <= 0:
-            raise LimitReached(f"time limit reached ({self.limits.time_limit:g} s)")

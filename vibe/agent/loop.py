@@ -20,8 +20,9 @@ Public API (the TUI and the headless runner code against exactly this):
 Several tool calls of one model turn run concurrently, except that calls touching the same path
 keep the model's order where one of them writes, and a bash (or unknown) call runs after every
 earlier call and before every later one (vibe.agent.footprint); approvals are asked one at a
-time. Every tool call gets exactly one result, cancelled ones included: each is saved to the
-session as it finishes (a kill loses none), and the history holds them in call order.
+time (vibe.agent.calls). Every tool call gets exactly one result, cancelled ones included: each
+is saved to the session as it finishes (a kill loses none), and the history holds them in call
+order.
 Tool output is redacted (settings.secrets) before the model, the events or the session see it.
 A final answer cut off at the output token limit ends the run as a limit (exit 3); an empty or
 reasoning-only answer, or a reply without choices, completes with `TurnFinished.warnings`. Limits are checked before
@@ -34,27 +35,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tools._text import clean_stale_temps
-from tools.base import Tool, ToolContext, ToolError, parse_args, tool_schema
-from tools.permissions import PermissionPolicy, evaluate, session_pattern
+from tools.base import Tool, tool_schema
+from tools.permissions import PermissionPolicy
+from vibe.agent import calls as call_runner
 from vibe.agent import continuation
-from vibe.agent.approval import ApprovalRequest, Approver
+from vibe.agent.approval import Approver
 from vibe.agent.budget import Budget, Limits, answer_cap, cost_of
-from vibe.agent.clip import clip_middle
 from vibe.agent.compaction import Compactor, retry_after_compaction
 from vibe.agent.finish import TRUNCATED_CALLS, judge_answer
-from vibe.agent.footprint import dependencies, footprint, unfinished_writes
-from vibe.agent.history import CANCELLED, cancelled_result, repair
+from vibe.agent.footprint import unfinished_writes
+from vibe.agent.history import repair
 from vibe.agent.tokens import ContextMeter, estimate_text_tokens
 from vibe.agent.window import fit_cap, parse_overflow
 from vibe.config import ModelConfig
-from vibe.config.secrets import redact
 from vibe.errors import ContextTooLongError, LimitReached, VibeError
 from vibe.events import (
     AssistantMessage,
@@ -63,15 +62,11 @@ from vibe.events import (
     Event,
     ReasoningDelta,
     TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
-    ToolOutput,
     TurnFinished,
     UsageUpdated,
 )
 from vibe.hooks import points as hook_points
-from vibe.images import tool_images
-from vibe.messages import Image, Message, ToolCall, Usage, parse_arguments
+from vibe.messages import Image, Message, ToolCall, Usage
 from vibe.providers.base import (
     ChatRequest,
     FinishChunk,
@@ -245,7 +240,7 @@ class Agent:
                             retries += 1  # a post_agent hook sent the agent back to work
                             continue
                         break
-                    await self._execute(reply.tool_calls)
+                    await call_runner.execute(self, reply.tool_calls)
         except TimeoutError as exc:
             if deadline.expired():
                 status, code = "limit", 3
@@ -367,146 +362,9 @@ class Agent:
         self._account(usage or self._estimate(message))
         return message
 
-    async def _execute(self, calls: list[ToolCall]) -> None:
-        """Run the calls of one model turn, concurrently where their footprints allow (see
-        vibe.agent.footprint); one result per call, saved as it finishes, kept in call order."""
-        parsed = [parse_arguments(call.arguments) for call in calls]
-        for call, arguments in zip(calls, parsed, strict=True):
-            self._emit(ToolCallStarted(call.id, call.name, arguments, call.arguments))
-        prints = [
-            footprint(self.tools.get(call.name), arguments, self.settings.cwd)
-            for call, arguments in zip(calls, parsed, strict=True)
-        ]
-        tasks: list[asyncio.Task[Message]] = []
-        for call, before in zip(calls, dependencies(prints), strict=True):
-            tasks.append(asyncio.create_task(self._call(call, [tasks[j] for j in before])))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            try:
-                # Let cancelled tools finish killing their processes (and a file write that
-                # started finish, with its real result) before the results are recorded.
-                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
-            finally:
-                self._record(calls, tasks)
-
-    def _record(self, calls: list[ToolCall], tasks: list[asyncio.Task[Message]]) -> None:
-        """One result per call into the history, in call order; cancelled ones are saved now."""
-        for call, task in zip(calls, tasks, strict=True):
-            if task.done() and not task.cancelled() and task.exception() is None:
-                message = task.result()  # saved when it finished
-            else:
-                self._emit(ToolCallFinished(call.id, call.name, "cancelled", CANCELLED))
-                message = cancelled_result(call.id, call.name)
-                self.session.append(message, remember=False)
-            self.messages.append(message)
-            self.session.messages.append(message)
-
-    async def _call(self, call: ToolCall, before: list[asyncio.Task[Message]]) -> Message:
-        """Wait for the calls this one must follow, run it, save its result at once."""
-        if before:
-            await asyncio.wait(before)
-        started = time.monotonic()
-        status, text, diff, data = await self._invoke(call)
-        # An image read_file or an MCP tool returned: attached, or a notice (vibe.images).
-        text, images, data = tool_images(text, data, self.settings.model, self.provider)
-        if self.settings.annotate is not None:  # a subfolder's AGENTS.md, the first time
-            text = self.settings.annotate(call.name, call.arguments, status, text)
-        secrets = self.settings.secrets
-        # Last resort: read_file, grep and bash fit their answers to the cap themselves.
-        text = clip_middle(redact(text, secrets), self.settings.max_tool_output_bytes, unit="bytes")
-        diff = redact(diff, secrets) if diff else diff
-        ms = int((time.monotonic() - started) * 1000)
-        if self.settings.hooks:
-            text = await hook_points.after_tool(self, call, status, text, ms)
-        message = Message("tool", text, tool_call_id=call.id, name=call.name, images=images)
-        self.session.append(message, remember=False)  # before anyone hears it finished
-        self._emit(ToolCallFinished(call.id, call.name, status, text, diff, data, ms))
-        return message
-
-    async def _invoke(self, call: ToolCall) -> tuple[str, str, str | None, dict[str, Any] | None]:
-        """Validate, check permission, ask if needed, run: (status, text for the model, diff, data)."""
-        tool = self.tools.get(call.name)
-        if tool is None:
-            known = ", ".join(sorted(self.tools)) or "none"
-            return (
-                "error",
-                f"Error: unknown tool {call.name!r}. Available tools: {known}.",
-                None,
-                None,
-            )
-        try:
-            args = parse_args(tool, call.arguments)
-        except ToolError as exc:
-            return "error", f"Error: {exc}. The call was not run; fix the arguments.", None, None
-        raw = args.model_dump(exclude_none=True)
-        try:
-            verdict = evaluate(
-                call.name, raw, self.settings.policy, self.settings.cwd, tuple(self.session_rules)
-            )
-            refusal = None
-            if verdict.action == "ask":
-                refusal = await self._ask(call, raw, verdict.reason)
-        except (ValueError, RecursionError) as exc:  # e.g. a NUL byte in a path
-            return "error", f"Error: {exc}. The call was not run; fix the arguments.", None, None
-        if verdict.action == "deny":
-            return "denied", f"Denied by the permission policy: {verdict.reason}", None, None
-        if refusal is not None:
-            return "denied", refusal, None, None
-        if self.settings.hooks:
-            stop, args = await hook_points.before_tool(self, call, tool, args, raw)
-            if stop is not None:
-                return stop
-        cancel = asyncio.Event()
-        secrets = self.settings.secrets
-        ctx = ToolContext(
-            self.settings.cwd,
-            lambda out: self._emit(ToolOutput(call.id, redact(out, secrets))),
-            cancel,
-            output_cap=self.settings.max_tool_output_bytes,
-            call_id=call.id,
-            host=self,
-            files=self.settings.files,
-        )
-        if self.settings.before_run is not None:
-            self.settings.before_run(call.name, args.model_dump(exclude_none=True))
-        try:
-            result = await tool.run(args, ctx)
-        except ToolError as exc:
-            return "error", f"Error: {exc}", None, None
-        except asyncio.CancelledError:
-            cancel.set()
-            raise
-        except Exception as exc:  # a tool bug must not end the run: the model is told
-            log.exception("tool %s failed", call.name)
-            return "error", f"Error: {call.name} failed: {type(exc).__name__}: {exc}", None, None
-        return ("ok" if result.ok else "error"), result.text, result.diff, result.data
-
     async def _ask(self, call: ToolCall, raw: dict[str, Any], reason: str) -> str | None:
-        """Ask the approver (one request at a time); None if allowed, else the refusal text."""
-        async with self._approval_lock:
-            # An earlier answer in this turn ("for this session") may already cover this call.
-            again = evaluate(
-                call.name, raw, self.settings.policy, self.settings.cwd, tuple(self.session_rules)
-            )
-            if again.action == "allow":
-                return None
-            pattern = session_pattern(
-                call.name, raw, cwd=self.settings.cwd, policy=self.settings.policy
-            )
-            decision = await self.approver.decide(
-                ApprovalRequest(call.id, call.name, raw, reason, pattern)
-            )
-        if not decision.allowed:
-            text = f"Denied: {call.name} was not run ({reason})."
-            return f"{text} {decision.feedback}".strip()
-        if decision.choice in ("session", "always"):
-            self.session_rules.append((call.name, decision.pattern or pattern))
-        if decision.choice == "always" and self.settings.on_always is not None:
-            self.settings.on_always(call.name, decision.pattern or pattern)
-        return None
+        """Ask the approver about one call (vibe.agent.calls.ask; vibe.hooks asks through it)."""
+        return await call_runner.ask(self, call, raw, reason)
 
     # ---- bookkeeping -----------------------------------------------------------------------
 

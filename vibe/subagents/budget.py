@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vibe.agent.budget import Budget, Limits
-from vibe.errors import LimitReached
 from vibe.messages import Usage
 
 
@@ -26,12 +25,4 @@ class ChildBudget(Budget):
     def check(self) -> None:
         super().check()
         # The parent's token and price limits (its turn limit counts its own model calls).
-        lim, spent = self.parent.limits, self.parent
-        if lim.max_tokens is not None and spent.usage.total_tokens >= lim.max_tokens:
-            raise LimitReached(
-                f"token limit reached ({spent.usage.total_tokens} of {lim.max_tokens} tokens)"
-            )
-        if lim.max_price is not None and spent.cost_usd >= lim.max_price:
-            raise LimitReached(
-                f"price limit reached (${spent.cost_usd:.4f} of ${lim.max_price:.4f})"
-            )
+        self.parent.check_spending()

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tools._paths import display, resolve
-from tools._text import SNIFF_BYTES, count_changes, decode, looks_binary, read_text, unified_diff
+from tools._text import SNIFF_BYTES, decode, looks_binary, read_text
 from tools.base import ToolError
-from tools.edit import _not_found_message, _occurrences
+from tools.edit import check_strings, replace_text
 
 HEAD_LINES = 40  # lines of a write_file's content shown
 MAX_PREVIEW_BYTES = 2_000_000  # larger files are described, not diffed
@@ -62,35 +62,14 @@ def edit_preview(arguments: dict[str, Any], cwd: Path) -> Preview:
         raise ToolError(f"file not found: {raw}")
     if path.is_dir():
         raise ToolError(f"{shown} is a directory")
-    if not old:
-        raise ToolError("old_string is empty; write_file creates or overwrites files")
-    if old == new:
-        raise ToolError("old_string and new_string are identical; there is nothing to change")
+    check_strings(old, new)
     size = path.stat().st_size
     if size > MAX_PREVIEW_BYTES:
         return Preview("diff", f"edit {shown} ({_size(size)}: too large to preview the diff)")
-    file = read_text(path, shown)
-    text = file.text
-    if file.newline == "\r\n":
-        old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
-    elif old not in text and "\r\n" in text and "\n" in old:
-        crlf = old.replace("\r\n", "\n").replace("\n", "\r\n")
-        if crlf in text:
-            old, new = crlf, new.replace("\r\n", "\n").replace("\n", "\r\n")
-    starts = _occurrences(text, old)
-    if not starts:
-        raise ToolError(_not_found_message(text, old, shown))
-    if len(starts) > 1 and not replace_all:
-        raise ToolError(
-            f"old_string occurs {len(starts)} times in {shown}; the model must make it unique "
-            "or set replace_all"
-        )
-    updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
-    diff = unified_diff(text, updated, shown)
-    added, removed = count_changes(diff)
-    count = len(starts) if replace_all else 1
-    noun = "replacement" if count == 1 else "replacements"
-    return Preview("diff", f"edit {shown}: {count} {noun} (+{added} -{removed} lines)", _cut(diff))
+    done = replace_text(read_text(path, shown), old, new, shown, replace_all)
+    noun = "replacement" if done.count == 1 else "replacements"
+    summary = f"edit {shown}: {done.count} {noun} (+{done.added} -{done.removed} lines)"
+    return Preview("diff", summary, _cut(done.diff))
 
 
 def write_preview(raw: str, content: str, cwd: Path) -> Preview:

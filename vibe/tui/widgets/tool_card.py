@@ -9,7 +9,9 @@ from functools import partial
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
@@ -47,7 +49,8 @@ def render_todos(todos: list[dict[str, Any]]) -> Text:
 class ToolCard(Widget):
     """Status, elapsed time, the arguments on one line; output folds, diffs and todos show."""
 
-    DEFAULT_CSS = "ToolCard { height: auto; }"
+    DEFAULT_CSS = "ToolCard { height: auto; } ToolCard.task-card:focus { background: $boost; }"
+    BINDINGS = [Binding("enter", "open_transcript", "Transcript", show=False)]
 
     def __init__(
         self,
@@ -70,6 +73,10 @@ class ToolCard(Widget):
         self.header = Static(classes="tool-header")
         self.output = ThrottledStatic(result, classes="tool-output")
         self.fold = Collapsible(self.output, title="output", collapsed=True, classes="tool-fold")
+        # A task card opens the subagent's transcript (click, or Enter when focused).
+        self.can_focus = name == "task"
+        if self.can_focus:
+            self.add_class("task-card")
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -95,7 +102,34 @@ class ToolCard(Widget):
         if self.summary:
             text.append(f"  {self.summary}", style="italic")
         text.append(f"  {self.status} {self._elapsed():.1f}s", style="dim")
+        if self.tool_name == "task":
+            text.append("  · Enter/click: transcript", style="dim")
         self.header.update(text)
+
+    def on_click(self, event: events.Click) -> None:
+        # The fold's title toggles the output; a click anywhere else opens the transcript.
+        node = event.widget
+        while node is not None and node is not self:
+            if node is self.fold:
+                return
+            node = node.parent
+        if self.tool_name == "task":
+            event.stop()
+            self.action_open_transcript()
+
+    def action_open_transcript(self) -> None:
+        """Push the subagent's transcript screen (vibe.tui.screens.subagent)."""
+        if self.tool_name != "task":
+            return
+        from vibe.tui.screens.subagent import SubagentScreen, transcript_dir
+
+        runtime = getattr(self.app, "runtime", None)
+        session_dir = runtime.session.path if runtime is not None else None
+        path = transcript_dir(self.call_id, self.data, session_dir)
+        if path is None:
+            self.app.notify("The subagent's transcript is not saved yet.", severity="warning")
+            return
+        self.app.push_screen(SubagentScreen(path, self))
 
     def _color(self) -> str:
         return {"ok": "green", "error": "red", "denied": "yellow", "cancelled": "yellow"}.get(
