@@ -20,7 +20,11 @@ from pathlib import Path
 import torch
 
 from engine.engine import Engine
-from scripts.engine_models import hf_twin, read_bandwidth
+
+try:  # `python -m scripts.NAME` from the repository root
+    from scripts.engine_models import hf_twin, read_bandwidth
+except ModuleNotFoundError:  # `python scripts/NAME.py`: this folder is on the path
+    from engine_models import hf_twin, read_bandwidth
 
 ROOT = Path(__file__).resolve().parents[1]  # children run as `python -m scripts.bench_engine`
 TEXT = "The history of computing is a story of people, machines and ideas. " * 4

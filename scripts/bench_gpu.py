@@ -26,7 +26,11 @@ import torch
 from engine.config import ModelConfig
 from engine.decoder import Decoder
 from engine.model import Transformer
-from scripts.engine_models import hf_twin, random_model, read_bandwidth
+
+try:  # `python -m scripts.NAME` from the repository root
+    from scripts.engine_models import hf_twin, random_model, read_bandwidth
+except ModuleNotFoundError:  # `python scripts/NAME.py`: this folder is on the path
+    from engine_models import hf_twin, random_model, read_bandwidth
 
 SHAPES = {
     "mistral-7b": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, hidden_dim=14336,

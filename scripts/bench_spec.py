@@ -30,7 +30,11 @@ from engine.lookup import DEFAULT_NGRAM
 from engine.model import Transformer
 from engine.sampling import SamplingParams
 from engine.spec import EagleDrafter, SpecStats, Speculator
-from scripts.eagle_prompts import BENCH_PROMPTS
+
+try:  # `python -m scripts.NAME` from the repository root
+    from scripts.eagle_prompts import BENCH_PROMPTS
+except ModuleNotFoundError:  # `python scripts/NAME.py`: this folder is on the path
+    from eagle_prompts import BENCH_PROMPTS
 
 
 def plain_run(engine: Engine, ids: list[int], n: int, eos: bool) -> tuple[list[int], float]:

@@ -19,7 +19,11 @@ import torch
 from engine.checkpoint import resolve
 from engine.config import ModelConfig
 from engine.engine import load_model
-from scripts.engine_models import random_checkpoint
+
+try:  # `python -m scripts.NAME` from the repository root
+    from scripts.engine_models import random_checkpoint
+except ModuleNotFoundError:  # `python scripts/NAME.py`: this folder is on the path
+    from engine_models import random_checkpoint
 
 
 def write_checkpoint(root: Path, a: argparse.Namespace) -> Path:

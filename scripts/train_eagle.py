@@ -28,9 +28,15 @@ from engine.eagle_io import save_head
 from engine.engine import Engine
 from engine.errors import EngineError
 from engine.model import Transformer
-from scripts.eagle_data import DTYPES, collect_answers, corpus_data, featurize, match_prompts
-from scripts.eagle_losses import batch, held_accuracy, losses
-from scripts.eagle_prompts import training_prompts
+
+try:  # `python -m scripts.NAME` from the repository root
+    from scripts.eagle_data import DTYPES, collect_answers, corpus_data, featurize, match_prompts
+    from scripts.eagle_losses import batch, held_accuracy, losses
+    from scripts.eagle_prompts import training_prompts
+except ModuleNotFoundError:  # `python scripts/NAME.py`: this folder is on the path
+    from eagle_data import DTYPES, collect_answers, corpus_data, featurize, match_prompts
+    from eagle_losses import batch, held_accuracy, losses
+    from eagle_prompts import training_prompts
 
 Example = tuple[torch.Tensor, torch.Tensor, int]
 
