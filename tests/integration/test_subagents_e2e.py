@@ -130,7 +130,9 @@ def test_two_children_run_concurrently(env, repo, fake_llm):
     evs = events(proc.stdout)
     assert evs[-1]["result"] == "both: auth.py read | db.py read"
     results = [e for e in evs if e["type"] == "tool_result" and "parent_tool_call_id" not in e]
-    assert [r["id"] for r in results] == ["c_a", "c_b"]
+    # Results are emitted as each child finishes (either order); the history the parent's
+    # model saw keeps call order, which the final answer above shows.
+    assert sorted(r["id"] for r in results) == ["c_a", "c_b"]
     assert time.monotonic() - started < 30
 
 

@@ -32,8 +32,9 @@ async def test_child_approval_names_the_subagent(home, workdir):
         title = str(app.screen.query_one("#approval-title").render())
         assert "read_file" in title and "explore subagent" in title
         # The task card shows the child's progress live: its current action and tool count.
-        (card,) = cards(app)
-        assert "[explore · 1 tools] read_file .env" in card.output.text
+        # (the card's live line is redrawn at most every few frames: wait for it)
+        progress = "[explore · 1 tools] read_file .env"
+        await wait_for(pilot, lambda: progress in cards(app)[0].output.text)
         await pilot.press("1")
         await wait_for(pilot, lambda: not app.busy)
         (card,) = cards(app)
