@@ -127,6 +127,7 @@ def quant_child(model: str, path: str, tokens: int, prompt_tokens: int, max_cont
         "prefill_tok_s": round(best["prefill"], 1), "load_s": round(load_s, 2),
         "rss_base_mb": round(base), "rss_loaded_mb": round(loaded), "rss_peak_mb": round(peak),
         "kv_cache_mb": round(kv_mb), "file_mb": round(file_mb),
+        "file": str(eng.checkpoint.files[0]),
         "weights_mb": round(eng.model.weight_bytes() / 2**20, 1),
     }  # fmt: skip
 
@@ -159,6 +160,42 @@ def quant_vs_dequant(args: argparse.Namespace) -> dict:
     return summary
 
 
+def vs_llamacpp(args: argparse.Namespace) -> dict:
+    """Our engine (GGUF weights as stored, fresh process) and llama.cpp's llama-bench on the
+    same file and threads, alternated; medians of each."""
+    import statistics
+    import subprocess
+
+    try:
+        from scripts.llamacpp import ensure_llama_bench, llama_bench
+    except ModuleNotFoundError:
+        from llamacpp import ensure_llama_bench, llama_bench
+
+    binary = ensure_llama_bench()
+    threads = args.threads or torch.get_num_threads()
+    ours: list[dict] = []
+    theirs: list[dict] = []
+    for _ in range(args.rounds):
+        cmd = [
+            sys.executable, "-m", "scripts.bench_engine", "--child", "quant", "--model",
+            args.model, "--tokens", str(args.tokens), "--prompt-tokens", str(args.prompt_tokens),
+            "--threads", str(threads),
+        ]  # fmt: skip
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+        ours.append(json.loads(out.strip().splitlines()[-1]))
+        gguf = Path(ours[-1]["file"])
+        theirs.append(llama_bench(binary, gguf, threads, args.prompt_tokens, args.tokens))
+    summary: dict[str, object] = {"threads": threads, "file": ours[0]["file"]}
+    for key in ("decode_tok_s", "prefill_tok_s"):
+        mine = statistics.median(r[key] for r in ours)
+        other = statistics.median(r[key] for r in theirs)
+        summary[f"ours_{key}"] = round(mine, 2)
+        summary[f"llamacpp_{key}"] = round(other, 2)
+        summary[f"ratio_{key}"] = round(mine / other, 2) if other else None
+    summary["ours_rss_peak_mb"] = max(r["rss_peak_mb"] for r in ours)
+    return summary
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2")
@@ -172,6 +209,11 @@ def main(argv: list[str]) -> int:
         help="compare the GGUF's weights as stored with the fp32 expansion (tok/s, RSS)",
     )
     ap.add_argument("--prompt-tokens", type=int, default=64, help="prefill length (--quantized)")
+    ap.add_argument(
+        "--vs-llamacpp",
+        action="store_true",
+        help="our engine against llama.cpp's llama-bench on the same GGUF (builds it once)",
+    )
     ap.add_argument("--child", choices=("quant", "dequant"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -181,8 +223,8 @@ def main(argv: list[str]) -> int:
         row = quant_child(args.model, args.child, args.tokens, args.prompt_tokens, 512)
         print(json.dumps(row))
         return 0
-    if args.quantized:
-        rows = quant_vs_dequant(args)
+    if args.quantized or args.vs_llamacpp:
+        rows = vs_llamacpp(args) if args.vs_llamacpp else quant_vs_dequant(args)
         if args.json:
             print(json.dumps(rows))
         else:
