@@ -196,6 +196,16 @@ def vs_llamacpp(args: argparse.Namespace) -> dict:
     return summary
 
 
+def print_rows(rows: dict, as_json: bool) -> None:
+    """One JSON line, or an aligned `key  value` table."""
+    if as_json:
+        print(json.dumps(rows))
+        return
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {value}")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2")
@@ -225,12 +235,7 @@ def main(argv: list[str]) -> int:
         return 0
     if args.quantized or args.vs_llamacpp:
         rows = vs_llamacpp(args) if args.vs_llamacpp else quant_vs_dequant(args)
-        if args.json:
-            print(json.dumps(rows))
-        else:
-            width = max(map(len, rows))
-            for key, value in rows.items():
-                print(f"{key:<{width}}  {value}")
+        print_rows(rows, args.json)
         return 0
     # The machine's bandwidth is measured with every core, whatever --threads says.
     bandwidth = read_bandwidth()
@@ -267,12 +272,7 @@ def main(argv: list[str]) -> int:
         "warm_over_cold": round(warm / cold, 3),
         "reused_tokens": reused,
     }
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        width = max(map(len, rows))
-        for key, value in rows.items():
-            print(f"{key:<{width}}  {value}")
+    print_rows(rows, args.json)
     return 0
 
 

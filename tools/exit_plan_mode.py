@@ -23,7 +23,9 @@ class ExitPlanModeTool(Tool):
         "either lets you implement it or asks you to keep planning."
     )
     Args: ClassVar[type[BaseModel]] = ExitPlanModeArgs
-    access: ClassVar[str] = "none"
+    # A barrier: the user must review the plan file after a sibling write to it has finished,
+    # and calls after it run under the mode the user chose, not during the review.
+    access: ClassVar[str] = "any"
 
     def __init__(self, review: Callable[[], Awaitable[str]]) -> None:
         self.review = review

@@ -38,7 +38,9 @@ class SkillTool(Tool):
         "Returns its instructions and the files bundled with it (read them with read_file)."
     )
     Args: ClassVar[type[BaseModel]] = SkillArgs
-    access: ClassVar[str] = "none"
+    # A barrier: loading a skill grants its allowed-tools for the turn, so calls of the same
+    # reply must be checked after (or before) that grant, never racing it.
+    access: ClassVar[str] = "any"
 
     def __init__(
         self,

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 from vibe.agent.history import in_call_order
 from vibe.config.secrets import redact
+from vibe.config.trust import write_text_atomic
 from vibe.errors import UsageError
 from vibe.messages import Message
 
@@ -230,16 +230,7 @@ class Session:
         """Update meta.json atomically (temp file + rename)."""
         self.meta.update(updates, updated=time.time())
         body = redact(json.dumps(self.meta, indent=2, ensure_ascii=False), self.secrets)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".meta.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path / "meta.json")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path / "meta.json", body)
 
 
 def list_sessions(home: Path) -> list[Path]:

@@ -63,19 +63,32 @@ def _compile(source: Path, target: Path) -> None:
             os.unlink(tmp)
 
 
+def build_library(source: Path, stem: str) -> ctypes.CDLL | None:
+    """`source` compiled (once per source text and CPU, into the cache) and loaded, or None
+    when it cannot be built or loaded. Shared by the C kernels in this package."""
+    if platform.system() != "Linux" or not source.exists():
+        return None
+    key = hashlib.sha256(source.read_bytes() + _cpu_signature().encode()).hexdigest()[:16]
+    target = _cache_dir() / f"{stem}-{key}.so"
+    try:
+        if not target.exists():
+            _compile(source, target)
+        return ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def switched_on() -> bool:
+    """False when VIBE_CPU_KERNELS says off; read on every call: tests and users may flip it."""
+    flag = os.environ.get(ENV_VAR)
+    return flag is None or flag.strip().lower() not in ("0", "false", "off")
+
+
 @functools.cache
 def _library() -> ctypes.CDLL | None:
     """The compiled kernel, or None when it cannot be built or loaded (checked once)."""
-    if platform.system() != "Linux" or not _SOURCE.exists():
-        return None
-    src = _SOURCE.read_bytes()
-    key = hashlib.sha256(src + _cpu_signature().encode()).hexdigest()[:16]
-    target = _cache_dir() / f"cpu_linear-{key}.so"
-    try:
-        if not target.exists():
-            _compile(_SOURCE, target)
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError):
+    lib = build_library(_SOURCE, "cpu_linear")
+    if lib is None:
         return None
     fn = lib.vibe_linear_f32
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
@@ -89,10 +102,7 @@ def _library() -> ctypes.CDLL | None:
 
 def enabled() -> bool:
     """True when the C kernel is switched on (VIBE_CPU_KERNELS, default on) and available."""
-    flag = os.environ.get(ENV_VAR)  # read on every call: tests and users may flip it
-    if flag is not None and flag.strip().lower() in ("0", "false", "off"):
-        return False
-    return _library() is not None
+    return switched_on() and _library() is not None
 
 
 def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.kernels.cpu_linear import ENV_VAR, _cache_dir, _compile, _cpu_signature
+from engine.kernels.cpu_linear import build_library, switched_on
 
 _SOURCE = Path(__file__).with_name("cpu_quant.c")
 # GGML type id -> (values per block, bytes per block) for the types the kernel reads.
@@ -32,15 +28,8 @@ KERNEL_TYPES = {2: (32, 18), 3: (32, 20), 8: (32, 34)}
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    if platform.system() != "Linux" or not _SOURCE.exists():
-        return None
-    key = hashlib.sha256(_SOURCE.read_bytes() + _cpu_signature().encode()).hexdigest()[:16]
-    target = _cache_dir() / f"cpu_quant-{key}.so"
-    try:
-        if not target.exists():
-            _compile(_SOURCE, target)
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError):
+    lib = build_library(_SOURCE, "cpu_quant")
+    if lib is None:
         return None
     i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
     lib.vibe_qlinear.argtypes = [i32, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64]
@@ -52,10 +41,7 @@ def _library() -> ctypes.CDLL | None:
 
 def enabled() -> bool:
     """True when the quantized kernel is switched on (VIBE_CPU_KERNELS) and builds."""
-    flag = os.environ.get(ENV_VAR)  # read on every call: tests and users may flip it
-    if flag is not None and flag.strip().lower() in ("0", "false", "off"):
-        return False
-    return _library() is not None
+    return switched_on() and _library() is not None
 
 
 def dequantize(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:

@@ -35,6 +35,9 @@ def footprint(tool: Tool | None, arguments: Mapping[str, Any] | None, cwd: Path)
     if tool is None:
         return BARRIER
     access = getattr(tool, "access", "any")
+    access_for = getattr(tool, "access_for", None)  # a tool whose access depends on the call
+    if callable(access_for) and arguments is not None:
+        access = access_for(arguments)
     if access == "none":
         return NOTHING
     if access not in ("read", "write"):

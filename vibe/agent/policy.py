@@ -8,13 +8,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import tomlkit
-from tomlkit.exceptions import TOMLKitError
 
 from tools.base import Tool
 from tools.permissions import READ_TOOLS, PermissionPolicy, tool_policies
 from vibe.agent.plan import QUIET_TOOLS
 from vibe.config import ModeConfig, ToolConfig, VibeConfig
-from vibe.config.trust import write_text_atomic
+from vibe.config.tomledit import read_toml_doc, write_toml_doc
 from vibe.errors import ConfigError, UsageError
 
 
@@ -122,16 +121,8 @@ def save_always(config_file: Path, tool_name: str, pattern: str) -> None:
     """Add `pattern` to `[tools.<tool_name>] allowlist` in config_file, keeping the file as the
     user wrote it (comments, order, formatting: tomlkit) and writing atomically. Raises
     ConfigError, saying why, when the file cannot be read, parsed or written."""
-    target = config_file.resolve()  # a symlinked config (dotfiles) stays a symlink
     where = str(config_file)
-    try:
-        text = target.read_text(encoding="utf-8") if target.is_file() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, "", f"not saved: cannot read the file ({exc})") from exc
-    try:
-        doc = tomlkit.parse(text)
-    except TOMLKitError as exc:
-        raise ConfigError(where, "", f"not saved: the file is not valid TOML ({exc})") from exc
+    doc = read_toml_doc(config_file, prefix="not saved: ")
     tools = doc.get("tools")
     if tools is None:
         tools = tomlkit.table(is_super_table=True)
@@ -153,7 +144,4 @@ def save_always(config_file: Path, tool_name: str, pattern: str) -> None:
     if pattern in allow:
         return
     allow.append(pattern)
-    try:
-        write_text_atomic(target, tomlkit.dumps(doc))
-    except OSError as exc:
-        raise ConfigError(where, "", f"not saved: cannot write the file ({exc})") from exc
+    write_toml_doc(config_file, doc, prefix="not saved: ")

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vibe.errors import ConfigError, UsageError
+from vibe.config.tomledit import read_toml_doc, write_toml_doc
+from vibe.errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,33 +102,6 @@ def _entry(args: argparse.Namespace) -> dict[str, Any]:
     return entry
 
 
-def _read(path: Path) -> Any:
-    import tomlkit
-    from tomlkit.exceptions import TOMLKitError
-
-    target = path.resolve()
-    try:
-        text = target.read_text(encoding="utf-8") if target.is_file() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "", f"cannot read the file ({exc})") from exc
-    try:
-        return tomlkit.parse(text)
-    except TOMLKitError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML ({exc})") from exc
-
-
-def _write(path: Path, doc: Any) -> None:
-    import tomlkit
-
-    from vibe.config.trust import write_text_atomic
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path.resolve(), tomlkit.dumps(doc))
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot write the file ({exc})") from exc
-
-
 def add_server(path: Path, entry: dict[str, Any]) -> None:
     """Append `entry` as a `[[mcp_servers]]` table; a bad entry or a taken name is an error."""
     import tomlkit
@@ -141,7 +115,7 @@ def add_server(path: Path, entry: dict[str, Any]) -> None:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("["))
         raise UsageError(f"{where or 'server'}: {err['msg']}") from None
-    doc = _read(path)
+    doc = read_toml_doc(path)
     servers = doc.get("mcp_servers")
     if servers is None:
         if doc.body:
@@ -161,13 +135,13 @@ def add_server(path: Path, entry: dict[str, Any]) -> None:
             value = inline
         table[key] = value
     servers.append(table)
-    _write(path, doc)
+    write_toml_doc(path, doc)
 
 
 def remove_server(path: Path, name: str) -> str:
     from vibe.mcp.config import normalize_name
 
-    doc = _read(path)
+    doc = read_toml_doc(path)
     servers = doc.get("mcp_servers")
     key = normalize_name(name)
     index = next(
@@ -180,7 +154,7 @@ def remove_server(path: Path, name: str) -> str:
     del servers[index]
     if not len(servers):
         del doc["mcp_servers"]
-    _write(path, doc)
+    write_toml_doc(path, doc)
     return removed
 
 

@@ -43,3 +43,16 @@ def describe(profiles: dict[str, ModeConfig]) -> str:
     return "; ".join(
         f"{name}: {p.description or p.display_name or name}" for name, p in profiles.items()
     )
+
+
+def read_only_profile(profile: ModeConfig) -> bool:
+    """Whether a child of `profile` can change nothing: it runs under plan-mode permissions
+    (safety = "safe", see vibe.subagents.runner._policy), or its tools are all read-only."""
+    if profile.safety == "safe":
+        return True
+    if profile.enabled_tools is None:
+        return False  # every tool, bash and writes included
+    from tools.permissions import READ_TOOLS
+
+    tools = set(profile.enabled_tools) - set(profile.disabled_tools) - set(NO_NESTING)
+    return tools <= READ_TOOLS

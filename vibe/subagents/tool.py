@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult
-from vibe.subagents.profiles import describe, subagent_profiles
+from vibe.subagents.profiles import describe, read_only_profile, subagent_profiles
 
 DESCRIPTION = (
     "Delegate a self-contained job to a subagent that works in a fresh conversation with its "
@@ -32,12 +32,22 @@ class TaskTool(Tool):
     name = "task"
     description = DESCRIPTION
     Args = TaskArgs
-    access = "none"  # several task calls of one turn run concurrently (vibe.agent.footprint)
+    # Read-only subagents (explore) run concurrently; one that may write or run non-read-only
+    # bash/MCP tools is a barrier like bash (see `access_for`, vibe.agent.footprint).
+    access = "none"
 
     def __init__(self, loaded: Any) -> None:
         self.loaded = loaded
         self.profiles = subagent_profiles(loaded)
         self.description = DESCRIPTION.format(agents=describe(self.profiles))
+
+    def access_for(self, arguments: Any) -> str:
+        """ "none" for a read-only subagent (several run at once), "any" (a barrier) otherwise."""
+        name = arguments.get("agent", "explore") if isinstance(arguments, dict) else None
+        profile = self.profiles.get(name) if isinstance(name, str) else None
+        if profile is None:
+            return "none"  # rejected without running a child
+        return "none" if read_only_profile(profile) else "any"
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, TaskArgs)

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vibe.errors import ConfigError
-
 
 def apply_theme(app: Any, name: str | None) -> bool:
     """Use theme `name` if Textual knows it; False (nothing changes) otherwise."""
@@ -20,21 +18,8 @@ def apply_theme(app: Any, name: str | None) -> bool:
 def save_theme(config_file: Path, name: str) -> None:
     """Set `theme = name` at the top level of config_file, written atomically. Raises
     ConfigError when the file cannot be read, parsed or written."""
-    import tomlkit
-    from tomlkit.exceptions import TOMLKitError
+    from vibe.config.tomledit import read_toml_doc, write_toml_doc
 
-    from vibe.config.trust import write_text_atomic
-
-    target = config_file.resolve()
-    where = str(config_file)
-    try:
-        text = target.read_text(encoding="utf-8") if target.is_file() else ""
-        doc = tomlkit.parse(text)
-    except (OSError, UnicodeDecodeError, TOMLKitError) as exc:
-        raise ConfigError(where, "theme", f"not saved: {exc}") from exc
+    doc = read_toml_doc(config_file, "theme", "not saved: ")
     doc["theme"] = name
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(target, tomlkit.dumps(doc))
-    except OSError as exc:
-        raise ConfigError(where, "theme", f"not saved: cannot write the file ({exc})") from exc
+    write_toml_doc(config_file, doc, "theme", "not saved: ")

@@ -395,3 +395,47 @@ def test_tools_declare_their_access():
     tools = builtin_tools()
     assert ReadFileTool.access == "read" and EditTool.access == "write"
     assert tools["bash"].access == "any" and tools["grep"].access == "read"
+
+
+def test_a_task_call_whose_subagent_can_write_is_a_barrier(tmp_path):
+    """Read-only children (explore, or a profile of read-only tools) run concurrently; a custom
+    subagent with write tools, bash not under plan-mode rules, or every tool is a barrier, so
+    two such children, or a child and a sibling edit, never write one file at once."""
+    from types import SimpleNamespace
+
+    from vibe.config.schema import ModeConfig
+    from vibe.subagents.tool import TaskTool
+
+    def sub(name: str, tools: tuple[str, ...] | None, safety: str = "neutral") -> ModeConfig:
+        return ModeConfig(name=name, safety=safety, enabled_tools=tools, agent_type="subagent")
+
+    loaded = SimpleNamespace(
+        subagents=[
+            sub("reader", ("read_file", "grep")),
+            sub("writer", ("read_file", "edit")),
+            sub("shell", ("bash",)),
+            sub("everything", None),
+            sub("safe_shell", ("bash", "edit"), safety="safe"),
+        ]
+    )
+    task = TaskTool(loaded)
+    fp = lambda args: footprint(task, args, tmp_path)  # noqa: E731
+    for agent in ("explore", "reader", "safe_shell", "no-such-agent"):
+        assert fp({"task": "x", "agent": agent}).paths == (), agent
+    assert fp({"task": "x"}).paths == ()  # explore by default
+    for agent in ("writer", "shell", "everything"):
+        assert fp({"task": "x", "agent": agent}) == BARRIER, agent
+    edit_fp = footprint(EditTool(), {"path": "f.txt"}, tmp_path)
+    writer = fp({"task": "x", "agent": "writer"})
+    assert dependencies([writer, writer, edit_fp]) == [[], [0], [0, 1]]
+    explore = fp({"task": "x"})
+    assert dependencies([explore, explore, edit_fp]) == [[], [], []]
+
+
+def test_exit_plan_mode_is_a_barrier(tmp_path):
+    """The user reviews the plan file only after a sibling write to it finished."""
+    from tools.exit_plan_mode import ExitPlanModeTool
+
+    write = footprint(EditTool(), {"path": "plan.md"}, tmp_path)
+    done = footprint(ExitPlanModeTool(lambda: None), {}, tmp_path)  # type: ignore[arg-type]
+    assert done == BARRIER and dependencies([write, done]) == [[], [0]]
