@@ -21,6 +21,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ def _cpu_signature() -> str:
     return "\n".join(lines)
 
 
-def _compile(source: Path, target: Path) -> None:
+def _compile(sources: Sequence[Path], target: Path) -> None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise OSError("no C compiler")
@@ -54,8 +55,8 @@ def _compile(source: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(source), "-o", tmp]
-        cmd.append("-lm")
+        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+        cmd += [str(s) for s in sources] + ["-o", tmp, "-lm"]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
         os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
     finally:
@@ -63,16 +64,21 @@ def _compile(source: Path, target: Path) -> None:
             os.unlink(tmp)
 
 
-def build_library(source: Path, stem: str) -> ctypes.CDLL | None:
-    """`source` compiled (once per source text and CPU, into the cache) and loaded, or None
-    when it cannot be built or loaded. Shared by the C kernels in this package."""
-    if platform.system() != "Linux" or not source.exists():
+def build_library(source: Path | Sequence[Path], stem: str) -> ctypes.CDLL | None:
+    """`source` (one C file or several linked together, with the headers next to them)
+    compiled once per source text and CPU into the cache, and loaded; None when it cannot be
+    built or loaded. Shared by the C kernels in this package."""
+    sources = [source] if isinstance(source, Path) else list(source)
+    if platform.system() != "Linux" or not all(s.exists() for s in sources):
         return None
-    key = hashlib.sha256(source.read_bytes() + _cpu_signature().encode()).hexdigest()[:16]
-    target = _cache_dir() / f"{stem}-{key}.so"
+    headers = sorted({h for s in sources for h in s.parent.glob("*.h")})
+    digest = hashlib.sha256(_cpu_signature().encode())
+    for path in [*sources, *headers]:
+        digest.update(path.read_bytes())
+    target = _cache_dir() / f"{stem}-{digest.hexdigest()[:16]}.so"
     try:
         if not target.exists():
-            _compile(source, target)
+            _compile(sources, target)
         return ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError):
         return None

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_quant.h"
+
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define VIBE_SIMD 1
@@ -165,45 +167,63 @@ static inline __attribute__((always_inline)) void row_dot(
 #endif
 }
 
+/* ---- The row-range API (cpu_quant.h): what vibe_qlinear and the fused decode step share. */
+
+int vibe_qtype_ok(int qtype, int64_t K) { return block_bytes(qtype) && K % QK == 0; }
+
+int64_t vibe_qact_bytes(int64_t M, int64_t K) {
+    return M * K + (M * (K / QK)) * (int64_t)sizeof(float) * 2;
+}
+
+/* The activation buffer: q int8 [M, K], then d float [M, K/32], then s float [M, K/32]. */
+void vibe_qact(const float *x, int64_t ldx, int64_t M, int64_t K, void *act) {
+    int8_t *q = act;
+    float *d = (float *)(q + M * K);
+    quantize_rows(x, ldx, M, K, q, d, d + M * (K / QK));
+}
+
+/* out[m, n] for n in [n0, n1) (one thread; the caller splits rows between threads). */
+void vibe_qdot_rows(int qtype, const uint8_t *w, int64_t ldw, const void *act, int64_t M,
+                    int64_t K, float *out, int64_t ldo, int64_t n0, int64_t n1) {
+    const int64_t nb = K / QK;
+    const int8_t *q = act;
+    const float *d = (const float *)(q + M * K), *s = d + M * nb;
+    /* Constant type (and a constant single row for decode) so each loop is specialised. */
+#define QRANGE(QT)                                                                         \
+    if (M == 1) {                                                                          \
+        for (int64_t n = n0; n < n1; n++) row_dot(QT, w + n * ldw, q, d, s, K, 1, out + n);   \
+    } else {                                                                               \
+        for (int64_t n = n0; n < n1; n++)                                                  \
+            for (int64_t m0 = 0; m0 < M; m0 += MT) {                                       \
+                const int mt = (int)(M - m0 < MT ? M - m0 : MT);                           \
+                float res[MT];                                                             \
+                row_dot(QT, w + n * ldw, q + m0 * K, d + m0 * nb, s + m0 * nb, K, mt, res); \
+                for (int m = 0; m < mt; m++) out[(m0 + m) * ldo + n] = res[m];             \
+            }                                                                              \
+    }
+    switch (qtype) {
+        case Q4_0: QRANGE(Q4_0) break;
+        case Q4_1: QRANGE(Q4_1) break;
+        default: QRANGE(Q8_0) break;
+    }
+#undef QRANGE
+}
+
 /* out [M, N] (row stride ldo) = x [M, K] @ dequant(w [N, K]).T. Returns 0, or -1 for an
  * unsupported type or K not a multiple of 32 (the caller then dequantizes). */
 int vibe_qlinear(int qtype, const uint8_t *w, int64_t ldw, const float *x, int64_t ldx,
                  float *out, int64_t ldo, int64_t M, int64_t N, int64_t K) {
-    if (!block_bytes(qtype) || K % QK || M < 1) return -1;
-    const int64_t nb = K / QK;
-    int8_t *q = malloc((size_t)(M * K));
-    float *d = malloc((size_t)(M * nb) * sizeof(float) * 2);
-    if (!q || !d) {
-        free(q);
-        free(d);
-        return -1;
+    if (!vibe_qtype_ok(qtype, K) || M < 1) return -1;
+    void *act = malloc((size_t)vibe_qact_bytes(M, K));
+    if (!act) return -1;
+    vibe_qact(x, ldx, M, K, act);
+#pragma omp parallel
+    {
+        int64_t n0, n1;
+        vibe_split(N, &n0, &n1);
+        vibe_qdot_rows(qtype, w, ldw, act, M, K, out, ldo, n0, n1);
     }
-    float *s = d + M * nb;
-    quantize_rows(x, ldx, M, K, q, d, s);
-    const int64_t tiles = (M + MT - 1) / MT;
-    /* Constant type (and a constant single row for decode) so each loop is specialised. */
-#define QLOOP(QT)                                                                              \
-    if (M == 1) {                                                                              \
-        _Pragma("omp parallel for schedule(static)") for (int64_t n = 0; n < N; n++)           \
-            row_dot(QT, w + n * ldw, q, d, s, K, 1, out + n);                                  \
-    } else {                                                                                   \
-        _Pragma("omp parallel for schedule(static) collapse(2)") for (int64_t n = 0; n < N; n++) \
-            for (int64_t t = 0; t < tiles; t++) {                                              \
-                const int64_t m0 = t * MT;                                                     \
-                const int mt = (int)(M - m0 < MT ? M - m0 : MT);                               \
-                float res[MT];                                                                 \
-                row_dot(QT, w + n * ldw, q + m0 * K, d + m0 * nb, s + m0 * nb, K, mt, res);    \
-                for (int m = 0; m < mt; m++) out[(m0 + m) * ldo + n] = res[m];                 \
-            }                                                                                  \
-    }
-    switch (qtype) {
-        case Q4_0: QLOOP(Q4_0) break;
-        case Q4_1: QLOOP(Q4_1) break;
-        default: QLOOP(Q8_0) break;
-    }
-#undef QLOOP
-    free(q);
-    free(d);
+    free(act);
     return 0;
 }
 
