@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from engine.decoder import Decoder, common_prefix
+from engine.kernels import cpu_decode
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
-from engine.layer import StepOps, run_layers
+from engine.layer import StepOps, rms_norm, run_layers
 from engine.model import Transformer
 from engine.rope import llama4_query_scale
 
@@ -140,9 +141,13 @@ class BatchDecoder:
             raise ValueError(f"a sequence reached the end of the cache ({self.max_len})")
         model, dev = self.model, self.model.device
         positions = torch.tensor(starts, device=dev)
-        ops = BatchOps(model, [d.cache for d in decs], positions, starts)
         x = model._embed(torch.tensor(list(tokens), dtype=torch.long, device=dev))
-        hidden, _ = run_layers(ops, model.layers, x, model.norm)
+        fused = cpu_decode.fused_layers(model)  # CPU: one C call, attention per row included
+        if fused is not None and fused.run(x, starts, [d.cache for d in decs]):
+            hidden = rms_norm(x, model.norm, model.cfg.norm_eps)
+        else:
+            ops = BatchOps(model, [d.cache for d in decs], positions, starts)
+            hidden, _ = run_layers(ops, model.layers, x, model.norm)
         for d, tok in zip(decs, tokens, strict=True):
             d.ids.append(tok)
             d.cache.length = len(d.ids)

@@ -15,9 +15,10 @@ import torch
 from engine import fast_path
 from engine.config import ModelConfig
 from engine.fast_path import KernelOps
+from engine.kernels import cpu_decode
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
-from engine.layer import Matrix, StepOps, cache_ops, rms_norm, run_layers
+from engine.layer import SHORT_STEP, Matrix, StepOps, cache_ops, rms_norm, run_layers
 from engine.parallel.shard import SINGLE, TPContext
 from engine.quant import KEPT, QuantWeight, weight_nbytes
 from engine.rope import llama4_query_scale, rope_tables
@@ -194,9 +195,15 @@ class Transformer:
                 raise ValueError(f"positions up to {end} exceed the cache ({cache.max_len})")
         else:
             end = length
-        ops = self.step_ops(positions, cache, end)
         x = self._embed(input_ids)
-        hidden, captured = run_layers(ops, self.layers, x, self.norm, capture=capture_layers)
+        fused = None
+        if length is None and not capture_layers and x.shape[0] <= SHORT_STEP:
+            fused = cpu_decode.fused_layers(self)  # the C step: CPU, fp32 activations
+        if fused is not None and fused.run(x, positions.tolist(), [cache] * x.shape[0]):
+            hidden, captured = rms_norm(x, self.norm, self.cfg.norm_eps), {}
+        else:
+            ops = self.step_ops(positions, cache, end)
+            hidden, captured = run_layers(ops, self.layers, x, self.norm, capture=capture_layers)
         if length is None:
             cache.length = end
         logits = linear(hidden if all_logits else hidden[-1:], self.lm_head)

@@ -44,6 +44,11 @@ def enabled() -> bool:
     return switched_on() and _library() is not None
 
 
+def kernel_runs(qtype: int, cols: int) -> bool:
+    """True when the C kernel multiplies [*, cols] matrices of GGML type `qtype` as stored."""
+    return qtype in KERNEL_TYPES and cols % KERNEL_TYPES[qtype][0] == 0 and enabled()
+
+
 def dequantize(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
     """fp32 [rows, cols] values of `data` (uint8 [rows, bytes per row], GGML blocks)."""
     rows = data.shape[0]

@@ -1,0 +1,221 @@
+/* The fused CPU decode step: every decoder layer for M tokens (decode, speculative verify, or
+ * one token of each of M sequences) in one call and one OpenMP region.
+ *
+ * Per layer, the same math as engine/layer.py (`run_layers` over `CacheOps`/`BatchOps`):
+ *   h = rmsnorm(x) * attn_norm; qkv = h @ wqkv.T; RoPE (rotate-half) on the q and k heads;
+ *   k, v -> the row's cache at its position; o = softmax(q k.T / sqrt(D)) v over the row's
+ *   positions [lo, pos]; x += o @ wo.T; h = rmsnorm(x) * ffn_norm; g = h @ w13.T;
+ *   x += (silu(gate) * up) @ w2.T.
+ * The residual stream x [M, dim] is updated in place; the caller applies the final norm and
+ * the LM head. A torch step pays for some twenty ops and five kernel calls a layer, each with
+ * Python and dispatch overhead that is larger than the arithmetic of a small model's layer;
+ * here the threads stay in one parallel region and meet at barriers.
+ *
+ * Matrices are GGUF blocks of any type cpu_quant runs (vibe_qdot_rows, activations quantized
+ * once per product) or fp32 rows (type 0). Rows write all their keys/values before any row
+ * attends, so M consecutive positions of one cache form a causal verify step.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_quant.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define VIBE_SIMD 1
+#endif
+
+enum { F32 = 0, WQKV = 0, WO = 1, W13 = 2, W2 = 3 };
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;
+    const void *w[4];  /* wqkv, wo, w13, w2 */
+    int64_t ld[4];     /* bytes from one row to the next */
+    int64_t type[4];   /* GGML type: 0 = F32 */
+} vibe_layer;
+
+typedef struct {
+    int64_t n_layers, dim, n_heads, n_kv_heads, head_dim, hidden, max_len;
+    double eps;
+    const float *cos, *sin; /* [max_len, head_dim] */
+    const vibe_layer *layers;
+} vibe_model;
+
+/* out[m * ldo + n] = dot(x[m], w[n]) for fp32 rows n in [n0, n1). */
+static void f32_rows(const float *w, int64_t ldw, const float *x, int64_t M, int64_t K,
+                     float *out, int64_t ldo, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+        const float *wr = w + n * ldw;
+        for (int64_t m = 0; m < M; m++) {
+            const float *xr = x + m * K;
+            float s = 0.0f;
+            int64_t k = 0;
+#ifdef VIBE_SIMD
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (; k + 32 <= K; k += 32) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(xr + k), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 8), _mm256_loadu_ps(xr + k + 8), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 16), _mm256_loadu_ps(xr + k + 16), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 24), _mm256_loadu_ps(xr + k + 24), a3);
+            }
+            __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+            __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+            lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+            s = _mm_cvtss_f32(_mm_add_ss(lo, _mm_movehdup_ps(lo)));
+#endif
+            for (; k < K; k++) s += wr[k] * xr[k];
+            out[m * ldo + n] = s;
+        }
+    }
+}
+
+/* out [M, N] = x [M, K] @ w.T: this thread's share of the rows. x is quantized into the
+ * thread's own `act` first when w is quantized (every thread does it: cheaper than a barrier). */
+static void matmul(const vibe_layer *lay, int which, const float *x, void *act, int64_t M,
+                   int64_t K, float *out, int64_t N) {
+    int64_t n0, n1;
+    vibe_split(N, &n0, &n1);
+    const int64_t type = lay->type[which];
+    if (type == F32) {
+        f32_rows(lay->w[which], lay->ld[which] / (int64_t)sizeof(float), x, M, K, out, N, n0, n1);
+    } else {
+        vibe_qact(x, K, M, K, act);
+        vibe_qdot_rows((int)type, lay->w[which], lay->ld[which], act, M, K, out, N, n0, n1);
+    }
+}
+
+static void rms_norm(const float *x, const float *w, int64_t n, double eps, float *out) {
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
+    const float r = 1.0f / sqrtf(ss / (float)n + (float)eps);
+    for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * r);
+}
+
+/* RoPE (rotate-half) of one head in place: x[j] cos[j] - x[j + D/2] sin[j] for j < D/2. */
+static void rotate(float *x, const float *c, const float *s, int64_t D, float scale) {
+    const int64_t half = D / 2;
+    for (int64_t j = 0; j < half; j++) {
+        const float a = x[j], b = x[j + half];
+        x[j] = (a * c[j] - b * s[j]) * scale;
+        x[j + half] = (b * c[j + half] + a * s[j + half]) * scale;
+    }
+}
+
+/* One query head over keys/values [lo, hi] of its cache head (rows of D floats). */
+static void attend(const float *q, const float *keys, const float *values, int64_t lo,
+                   int64_t hi, int64_t D, float *scores, float *out) {
+    const float scale = 1.0f / sqrtf((float)D);
+    float top = -INFINITY;
+    for (int64_t t = lo; t <= hi; t++) {
+        const float *k = keys + t * D;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < D; j++) s += q[j] * k[j];
+        s *= scale;
+        scores[t - lo] = s;
+        top = s > top ? s : top;
+    }
+    float total = 0.0f;
+    for (int64_t t = lo; t <= hi; t++) total += scores[t - lo] = expf(scores[t - lo] - top);
+    for (int64_t j = 0; j < D; j++) out[j] = 0.0f;
+    for (int64_t t = lo; t <= hi; t++) {
+        const float p = scores[t - lo] / total, *v = values + t * D;
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) out[j] += p * v[j];
+    }
+}
+
+static inline float silu(float g) { return g / (1.0f + expf(-g)); }
+
+/* Run every layer for M rows: x [M, dim] (in: embeddings, out: last layer's output), row m at
+ * position pos[m] of the cache whose keys/values start at kbase[m]/vbase[m] ([n_layers,
+ * n_kv_heads, max_len, head_dim] fp32), attending to positions [lo[m], pos[m]], queries
+ * scaled by qscale[m]. Returns 0, or -1 when out of memory (x is then unchanged).
+ *
+ * Threads meet at five barriers a layer, after each product and between the cache writes and
+ * attention. Everything of size M * dim (residual, norms, activation quantization, SwiGLU) is
+ * computed by every thread into its own buffers, which costs less than another barrier;
+ * barriers also make each shared buffer's next write wait for all reads of the last. */
+int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t *pos,
+                       const int64_t *lo, const float *qscale, float *const *kbase,
+                       float *const *vbase) {
+    const int64_t dim = md->dim, H = md->n_heads, Hkv = md->n_kv_heads, D = md->head_dim;
+    const int64_t F = md->hidden, QKV = (H + 2 * Hkv) * D, group = H / Hkv;
+    int64_t widest = dim > H * D ? dim : H * D;
+    widest = widest > F ? widest : F;
+    /* Shared: the products' outputs. */
+    float *shared = malloc((size_t)(M * (QKV + H * D + 2 * F + dim)) * sizeof(float));
+    if (!shared) return -1;
+    float *qkv = shared, *att = qkv + M * QKV, *ffn = att + M * H * D, *delta = ffn + M * 2 * F;
+    int failed = 0;
+#pragma omp parallel
+    {
+        /* Private: the residual stream, a normed/gated input, quantized activations, scores. */
+        const size_t own = (size_t)(M * (dim + widest) + md->max_len) * sizeof(float);
+        float *xs = malloc(own);
+        void *act = malloc((size_t)vibe_qact_bytes(M, widest));
+        if (!xs || !act) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        float *h = xs + M * dim, *scores = h + M * widest;
+        if (!failed) memcpy(xs, x, (size_t)(M * dim) * sizeof(float));
+        for (int64_t l = 0; l < md->n_layers && !failed; l++) {
+            const vibe_layer *lay = md->layers + l;
+            const size_t plane = (size_t)md->max_len * (size_t)D, layer_at = (size_t)l * Hkv * plane;
+            if (l > 0)
+                for (int64_t i = 0; i < M * dim; i++) xs[i] += delta[i];
+            for (int64_t m = 0; m < M; m++)
+                rms_norm(xs + m * dim, lay->attn_norm, dim, md->eps, h + m * dim);
+            matmul(lay, WQKV, h, act, M, dim, qkv, QKV);
+#pragma omp barrier
+            int64_t t0, t1;
+            vibe_split(M * Hkv, &t0, &t1); /* (row, kv head): its q heads, k head, and v */
+            for (int64_t t = t0; t < t1; t++) {
+                const int64_t m = t / Hkv, g = t % Hkv;
+                float *row = qkv + m * QKV;
+                const float *c = md->cos + pos[m] * D, *s = md->sin + pos[m] * D;
+                for (int64_t head = g * group; head < (g + 1) * group; head++)
+                    rotate(row + head * D, c, s, D, qscale[m]);
+                rotate(row + (H + g) * D, c, s, D, 1.0f);
+                const size_t at = layer_at + g * plane + (size_t)pos[m] * D;
+                memcpy(kbase[m] + at, row + (H + g) * D, (size_t)D * sizeof(float));
+                memcpy(vbase[m] + at, row + (H + Hkv + g) * D, (size_t)D * sizeof(float));
+            }
+#pragma omp barrier
+            vibe_split(M * H, &t0, &t1); /* (row, query head) */
+            for (int64_t t = t0; t < t1; t++) {
+                const int64_t m = t / H, head = t % H;
+                const size_t at = layer_at + (size_t)(head / group) * plane;
+                attend(qkv + m * QKV + head * D, kbase[m] + at, vbase[m] + at, lo[m], pos[m], D,
+                       scores, att + m * H * D + head * D);
+            }
+#pragma omp barrier
+            matmul(lay, WO, att, act, M, H * D, delta, dim);
+#pragma omp barrier
+            for (int64_t i = 0; i < M * dim; i++) xs[i] += delta[i];
+            for (int64_t m = 0; m < M; m++)
+                rms_norm(xs + m * dim, lay->ffn_norm, dim, md->eps, h + m * dim);
+            matmul(lay, W13, h, act, M, dim, ffn, 2 * F);
+#pragma omp barrier
+            for (int64_t m = 0; m < M; m++) {
+                const float *g = ffn + m * 2 * F;
+                for (int64_t i = 0; i < F; i++) h[m * F + i] = silu(g[i]) * g[F + i];
+            }
+            matmul(lay, W2, h, act, M, F, delta, dim);
+#pragma omp barrier
+        }
+        if (!failed) {
+#pragma omp master
+            for (int64_t i = 0; i < M * dim; i++) x[i] = xs[i] + delta[i];
+        }
+        free(xs);
+        free(act);
+    }
+    free(shared);
+    return failed ? -1 : 0;
+}

@@ -1,0 +1,180 @@
+"""The fused CPU decode step (`cpu_decode.c`): all decoder layers of a short step in one C call.
+
+A decode step of a small model on CPU was mostly overhead: ~20 torch ops and 5 kernel calls a
+layer, each costing microseconds of Python and dispatch, about as much time as the matrix
+products themselves (SmolLM2 Q4_1: 11 ms a token, of which 4.3 ms were products). The C step
+runs the same layer math (engine/layer.py) with the threads of one OpenMP region.
+
+It applies to a model on one CPU whose activations and KV cache are fp32 and whose matrices are
+fp32 rows or GGUF blocks the quantized kernel runs; `FusedLayers.build` returns None otherwise
+(and with VIBE_CPU_KERNELS=0), and the caller takes the torch path. The model is read through
+the attributes `Transformer` has (no import of engine.model: kernels sit below it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.kernels import cpu_quant
+from engine.kernels.cpu_linear import build_library, switched_on
+
+_HERE = Path(__file__).parent
+MAX_ROWS = 16  # decode, speculative verify, or one token of each of up to 16 sequences
+
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [
+        ("attn_norm", _ptr),
+        ("ffn_norm", _ptr),
+        ("w", _ptr * 4),
+        ("ld", _i64 * 4),
+        ("type", _i64 * 4),
+    ]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [
+        ("n_layers", _i64),
+        ("dim", _i64),
+        ("n_heads", _i64),
+        ("n_kv_heads", _i64),
+        ("head_dim", _i64),
+        ("hidden", _i64),
+        ("max_len", _i64),
+        ("eps", ctypes.c_double),
+        ("cos", _ptr),
+        ("sin", _ptr),
+        ("layers", ctypes.POINTER(_Layer)),
+    ]
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    sources = [_HERE / "cpu_decode.c", *sorted(_HERE.glob("cpu_quant*.c"))]
+    lib = build_library(sources, "cpu_decode")
+    if lib is None:
+        return None
+    fn = lib.vibe_decode_layers
+    fn.argtypes = [ctypes.POINTER(_Model), _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]
+    fn.restype = ctypes.c_int
+    return lib
+
+
+def _matrix(w: Any, rows: int, cols: int) -> tuple[int, int, int] | None:
+    """(data pointer, bytes per row, GGML type) of a matrix the C step reads, else None."""
+    if isinstance(w, torch.Tensor):
+        ok = w.dtype == torch.float32 and w.device.type == "cpu" and w.stride(-1) == 1
+        if not ok or tuple(w.shape) != (rows, cols):
+            return None
+        return w.data_ptr(), w.stride(0) * 4, 0
+    data = getattr(w, "data", None)
+    if not isinstance(data, torch.Tensor) or data.stride(-1) != 1 or w.shape != (rows, cols):
+        return None
+    if not cpu_quant.kernel_runs(w.qtype, cols):
+        return None
+    return data.data_ptr(), data.stride(0), w.qtype
+
+
+class FusedLayers:
+    """A model's layers as the C step reads them. Holds pointers into the model's tensors:
+    build it after loading, and keep the model alive (the cache below is weak)."""
+
+    def __init__(self, model: Any, lib: ctypes.CDLL, layers: list[_Layer]) -> None:
+        cfg, lc = model.cfg, model.local
+        self._lib, self._layers = lib, (_Layer * len(layers))(*layers)
+        self._keep = (model.cos, model.sin)
+        self.spec = _Model(
+            len(layers), cfg.dim, lc.n_heads, lc.n_kv_heads, cfg.head_dim, lc.hidden_dim,
+            model.max_len, cfg.norm_eps, model.cos.data_ptr(), model.sin.data_ptr(),
+            self._layers,
+        )  # fmt: skip
+        self.window = cfg.sliding_window or None
+        self.llama4 = (cfg.llama4_beta, cfg.llama4_original_max) if cfg.llama4_beta else None
+
+    @staticmethod
+    def build(model: Any) -> FusedLayers | None:
+        """The fused layers of `model`, or None when the C step does not apply to it."""
+        if not switched_on():
+            return None
+        cfg, lc = model.cfg, model.local
+        if (
+            model.device.type != "cpu"
+            or model.dtype != torch.float32
+            or model.tp.size != 1
+            or lc.n_heads % lc.n_kv_heads
+            or cfg.head_dim % 2
+            or not model.cos.is_contiguous()
+        ):
+            return None
+        lib = _library()
+        if lib is None:
+            return None
+        H, Hkv, D, dim, F = lc.n_heads, lc.n_kv_heads, cfg.head_dim, cfg.dim, lc.hidden_dim
+        shapes = {"wqkv": ((H + 2 * Hkv) * D, dim), "wo": (dim, H * D), "w13": (2 * F, dim)}
+        shapes["w2"] = (dim, F)
+        layers = []
+        for lay in model.layers:
+            mats = [_matrix(getattr(lay, n), *shapes[n]) for n in ("wqkv", "wo", "w13", "w2")]
+            norms = (lay.attn_norm, lay.ffn_norm)
+            if any(m is None for m in mats) or any(
+                n.dtype != torch.float32 or not n.is_contiguous() for n in norms
+            ):
+                return None
+            ptrs, lds, types = zip(*mats, strict=True)  # type: ignore[misc]
+            layers.append(
+                _Layer(norms[0].data_ptr(), norms[1].data_ptr(), (_ptr * 4)(*ptrs),
+                       (_i64 * 4)(*lds), (_i64 * 4)(*types))
+            )  # fmt: skip
+        return FusedLayers(model, lib, layers)
+
+    def run(self, x: torch.Tensor, positions: Sequence[int], caches: Sequence[Any]) -> bool:
+        """Run every layer on x [M, dim] (fp32, contiguous; updated in place to the last
+        layer's output, before the final norm), row m at positions[m] of caches[m] (its keys
+        and values are written there). False: not applicable, x untouched."""
+        M = x.shape[0]
+        if not 0 < M <= MAX_ROWS or x.dtype != torch.float32 or not x.is_contiguous():
+            return False
+        for c in caches:
+            if c.k.dtype != torch.float32 or not (c.k.is_contiguous() and c.v.is_contiguous()):
+                return False
+            if c.max_len != self.spec.max_len:
+                return False
+        if max(positions) >= self.spec.max_len or min(positions) < 0:
+            raise ValueError(f"positions up to {max(positions) + 1} exceed the cache")
+        w = self.window
+        lo = [max(0, p + 1 - w) if w else 0 for p in positions]
+        if self.llama4 is None:
+            scale = [1.0] * M
+        else:
+            beta, orig = self.llama4
+            scale = [1 + beta * math.log(1 + math.floor(p / orig)) for p in positions]
+        rc = self._lib.vibe_decode_layers(
+            ctypes.byref(self.spec), M, x.data_ptr(), (_i64 * M)(*positions), (_i64 * M)(*lo),
+            (ctypes.c_float * M)(*scale), (_ptr * M)(*(c.k.data_ptr() for c in caches)),
+            (_ptr * M)(*(c.v.data_ptr() for c in caches)),
+        )  # fmt: skip
+        if rc != 0:
+            raise MemoryError("the fused CPU decode step could not allocate its buffers")
+        return True
+
+
+_PLANS: weakref.WeakKeyDictionary[Any, FusedLayers | None] = weakref.WeakKeyDictionary()
+
+
+def fused_layers(model: Any) -> FusedLayers | None:
+    """`FusedLayers.build(model)`, once per model (weights never move after loading)."""
+    if not switched_on():
+        return None
+    if model not in _PLANS:
+        _PLANS[model] = FusedLayers.build(model)
+    return _PLANS[model]

@@ -1,0 +1,97 @@
+"""The fused CPU decode step (engine/kernels/cpu_decode.c) against the torch layer path.
+
+Both paths run the same matrix kernels (fp32 rows, or GGUF blocks with activations quantized
+the same way), so their logits agree to float rounding (1e-4 relative), the keys/values they
+leave in the cache agree, and greedy tokens are identical.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from engine.batch import BatchDecoder
+from engine.checkpoint import resolve
+from engine.engine import load_model
+from engine.kernels import cpu_decode
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+RTOL = 1e-4
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def _torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_decode, "fused_layers", lambda model: None)
+
+
+def _steps(model, prompt: list[int], tokens: list[list[int]]):
+    """Prefill `prompt`, then run each group of tokens as one step; (logits per step, cache)."""
+    cache = model.new_cache()
+    model.forward(torch.tensor(prompt), torch.arange(len(prompt)), cache)
+    out = []
+    for group in tokens:
+        pos = torch.arange(cache.length, cache.length + len(group))
+        out.append(model.forward(torch.tensor(group), pos, cache, all_logits=True).logits)
+    return out, cache
+
+
+@pytest.mark.parametrize("kind", ["mistral", "mistral_sw", "llama", "ministral3"])
+def test_decode_and_verify_steps_match_the_torch_path(kind, tiny_dir, prompt_ids, monkeypatch):
+    model = load_model(resolve(tiny_dir(kind)[1]), "cpu", "float32", 64)
+    assert cpu_decode.fused_layers(model) is not None, "the fused step should apply"
+    prompt = prompt_ids(20, seed=3)
+    # One token at a time, then a 4-token verify step, then a step past the sliding window.
+    tokens = [[5], [9], prompt_ids(4, seed=4), [7], [11]]
+    fused, fused_cache = _steps(model, prompt, tokens)
+    _torch_path(monkeypatch)
+    ref, ref_cache = _steps(model, prompt, tokens)
+    for a, b in zip(fused, ref, strict=True):
+        assert a.shape == b.shape
+        assert _rel(a, b) < RTOL
+        assert torch.equal(a.argmax(-1), b.argmax(-1))
+    n = ref_cache.length
+    assert fused_cache.length == n
+    assert _rel(fused_cache.k[:, :, :n], ref_cache.k[:, :, :n]) < RTOL
+    assert _rel(fused_cache.v[:, :, :n], ref_cache.v[:, :, :n]) < RTOL
+
+
+@pytest.mark.parametrize("qtype", [2, 3, 8])  # Q4_0, Q4_1, Q8_0
+def test_quantized_gguf_steps_match_the_torch_path(qtype, tmp_path, monkeypatch):
+    from tests.engine.test_quant import write_tiny_gguf
+
+    model = load_model(resolve(write_tiny_gguf(tmp_path / "t.gguf", qtype)), "cpu", "float32", 64)
+    assert cpu_decode.fused_layers(model) is not None
+    prompt = torch.randint(0, 256, (9,), generator=torch.Generator().manual_seed(2)).tolist()
+    tokens = [[3], [4], [10, 11, 12], [5]]
+    fused, _ = _steps(model, prompt, tokens)
+    _torch_path(monkeypatch)
+    ref, _ = _steps(model, prompt, tokens)
+    for a, b in zip(fused, ref, strict=True):
+        assert _rel(a, b) < RTOL
+
+
+@pytest.mark.parametrize("path", ["fused", "torch"])
+def test_a_batch_step_equals_each_sequence_alone(path, tiny_dir, prompt_ids, monkeypatch):
+    model = load_model(resolve(tiny_dir("mistral")[1]), "cpu", "float32", 64)
+    if path == "torch":
+        _torch_path(monkeypatch)
+    prompts = [prompt_ids(n, seed=n) for n in (5, 12, 8)]
+    batch = BatchDecoder(model, 3)
+    slots = [batch.acquire(p) for p in prompts]
+    firsts = [int(batch.prefill(s, p)[0].argmax()) for s, p in zip(slots, prompts, strict=True)]
+    logits = batch.step(slots, firsts)
+    for row, p, first in zip(logits, prompts, firsts, strict=True):
+        alone, _ = _steps(model, p, [[first]])
+        assert _rel(row, alone[0][-1]) < RTOL
+
+
+def test_models_the_step_cannot_run_take_the_torch_path(tiny_dir, monkeypatch):
+    path = resolve(tiny_dir("mistral")[1])
+    assert cpu_decode.fused_layers(load_model(path, "cpu", "bfloat16", 64)) is None
+    monkeypatch.setenv("VIBE_CPU_KERNELS", "0")
+    assert cpu_decode.fused_layers(load_model(path, "cpu", "float32", 64)) is None
