@@ -143,7 +143,7 @@ class BatchDecoder:
         positions = torch.tensor(starts, device=dev)
         x = model._embed(torch.tensor(list(tokens), dtype=torch.long, device=dev))
         fused = cpu_decode.fused_layers(model)  # CPU: one C call, attention per row included
-        if fused is not None and fused.run(x, starts, [d.cache for d in decs]):
+        if fused is not None and fused.run(x, starts, [d.cache for d in decs]) is not None:
             hidden = rms_norm(x, model.norm, model.cfg.norm_eps)
         else:
             ops = BatchOps(model, [d.cache for d in decs], positions, starts)

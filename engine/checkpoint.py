@@ -12,6 +12,7 @@ import torch
 from engine.config import ModelConfig, config_from_hf, config_from_params, read_json
 from engine.errors import ModelNotFoundError
 from engine.gguf_file import GGUFFile
+from engine.hf_quant import stored_format
 from engine.quant import QuantWeight
 from engine.weights import iter_safetensors, safetensors_files
 
@@ -50,15 +51,27 @@ class Checkpoint:
     def tensors(
         self, wanted: set[str], keep: Collection[str] = ()
     ) -> Iterator[tuple[str, torch.Tensor | QuantWeight]]:
-        """(canonical name, tensor) for each wanted tensor; GGUF tensors named in `keep` come
-        as their stored blocks (`QuantWeight`), the rest dequantised."""
+        """(canonical name, tensor) for each wanted tensor; quantized tensors (GGUF, AWQ/GPTQ,
+        `vibe engine quantize` folders) named in `keep` come as GGML blocks (`QuantWeight`),
+        the rest dequantised."""
         if self.kind == "gguf":
             return GGUFFile(self.files[0]).hf_tensors(self.config, wanted, keep)
-        return iter_safetensors(list(self.files), self.config, self.kind == "native", wanted)
+        native, stored = self.kind == "native", stored_format(self.root, self.kind)
+        if stored is not None:
+            return stored.tensors(list(self.files), self.config, native, wanted, keep)
+        return iter_safetensors(list(self.files), self.config, native, wanted)
 
     def quant_types(self) -> dict[str, int]:
-        """Canonical name -> GGML type of each matrix of a GGUF file ({} for other formats)."""
-        return GGUFFile(self.files[0]).qtypes() if self.kind == "gguf" else {}
+        """Canonical name -> GGML type of each matrix that can load as stored blocks."""
+        if self.kind == "gguf":
+            return GGUFFile(self.files[0]).qtypes()
+        stored = stored_format(self.root, self.kind)
+        return stored.types(list(self.files)) if stored is not None else {}
+
+    def quant_label(self) -> str:
+        """How a safetensors checkpoint is quantized ("AWQ 4-bit", ...); "" otherwise."""
+        stored = None if self.kind == "gguf" else stored_format(self.root, self.kind)
+        return stored.label if stored is not None else ""
 
 
 def _gguf_config(path: Path) -> ModelConfig:

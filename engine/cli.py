@@ -45,6 +45,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="expand a GGUF file's quantized weights to --dtype at load (default: run as stored)",
     )
+    p.add_argument(
+        "--quantize",
+        default=None,
+        help="int8 | int4: quantize a float checkpoint's matrices into Q8_0 / Q4_1 blocks at "
+        "load (CPU)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -73,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --draft: force this acceptance rate (measures mechanics; output not exact)",
     )
+    quant = sub.add_parser("quantize", help="quantize a checkpoint ahead of time into a folder")
+    quant.add_argument("--model", required=True, help="fp16/bf16/fp32 checkpoint folder")
+    quant.add_argument("--to", required=True, help="int8 (Q8_0) or int4 (Q4_1)")
+    quant.add_argument("--out", required=True, help="folder to write (loads with --model DIR)")
     return parser
 
 
@@ -105,6 +115,7 @@ def _load(args: argparse.Namespace) -> Any:
         max_context=args.max_context,
         spec_k=args.spec_k,
         dequantize=args.dequantize,
+        quantize=args.quantize,
     )
 
 
@@ -222,10 +233,23 @@ def _plain_decode(
     }
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from engine.checkpoint import resolve
+    from engine.quantize import save_quantized
+
+    t0 = time.perf_counter()
+    weights = save_quantized(resolve(args.model), args.to, args.out)
+    size = weights.stat().st_size / 2**20
+    print(f"wrote {weights} ({size:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Entry point for `vibe engine ...`; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "quantize":
+            return _quantize(args)
         return _generate(args) if args.command == "generate" else _bench(args)
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

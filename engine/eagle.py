@@ -18,6 +18,7 @@ from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.layer import StepOps, cache_ops, rms_norm, run_layers
 from engine.model import ForwardOutput, Layer, Transformer
+from engine.quant import QuantWeight, embed_rows
 from engine.rope import llama4_query_scale, rope_tables
 
 EAGLE1, EAGLE3 = "eagle1", "eagle3"
@@ -199,7 +200,11 @@ class EagleHead:
         and fixes the draft -> target id map used while drafting."""
         self._to_target = self.draft_to_target
         if self.kind == EAGLE1 and self.reduced_vocab:
-            self.lm_head = self.target.lm_head[self._to_target].contiguous()
+            head = self.target.lm_head
+            rows = self._to_target
+            self.lm_head = (
+                head.take(rows) if isinstance(head, QuantWeight) else head[rows].contiguous()
+            )
 
     def trainable(self) -> list[torch.Tensor]:
         """Distinct learnable tensors (fused qkv / gate-up once each)."""
@@ -261,7 +266,7 @@ class EagleHead:
         hidden: post-norm for EAGLE-1 with a final norm, pre-norm for EAGLE-3.
         """
         cfg = self.cfg
-        emb = self.embed[tokens]
+        emb = embed_rows(self.embed, tokens, self.dtype)
         if self.kind == EAGLE3 and from_target:
             hidden = linear(hidden, self.fc)
         ops = self._ops(positions, cache, chain)

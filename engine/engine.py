@@ -23,6 +23,7 @@ from engine.kernels import cpu_linear, cpu_quant
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.quant import quant_plan
+from engine.quantize import check_quantize, quantize_plan, quantize_stream
 from engine.sampling import SamplingParams
 from engine.spec import Speculator
 from engine.tokenizer import ChatTokenizer, load_tokenizer
@@ -73,25 +74,36 @@ def load_model(
     max_context: int | None = None,
     tp: int = 1,
     dequantize: bool = False,
+    quantize: str | None = None,
 ) -> Transformer:
     """Allocate the model on the chosen device and stream the checkpoint's weights into it;
     with tp > 1, rank 0's shard here and ranks 1..tp-1 in worker processes. A GGUF file's
-    Q4_0/Q4_1/Q8_0 matrices stay as stored on one CPU (`dtype` is then the activations'),
-    unless `dequantize`."""
+    Q4_0/Q4_1/Q8_0 matrices (and AWQ/GPTQ ones, repacked) stay as stored on one CPU (`dtype`
+    is then the activations'), unless `dequantize`. `quantize` ("int8", "int4"): quantize a
+    float checkpoint's matrices into blocks as they load (`engine.quantize`)."""
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     limit = 32768 if dev.type == "cuda" else 8192
     max_len = max_context or min(ckpt.config.max_position_embeddings, limit)
     if max_len < 2:
         raise BadRequestError(f"max_context must be at least 2, got {max_len}")
+    if quantize:
+        check_quantize(ckpt, quantize, dev, tp)
+    elif tp > 1 and ckpt.quant_label():
+        raise BadRequestError(f"{ckpt.quant_label()} checkpoints run with --tp 1 for now")
     with _oom_as_engine_error():
         if tp > 1:
             from engine.parallel.workers import load_parallel
 
             return load_parallel(ckpt, tp, dev, dt, max_len)
-        plan = quant_plan(ckpt, dev, tp, dequantize)
+        if quantize:
+            plan = quantize_plan(ckpt.config, quantize)
+        else:
+            plan = quant_plan(ckpt, dev, tp, dequantize)
         model = Transformer(ckpt.config, max_len, dt, dev, quant=plan)
-        load_into(model, ckpt.tensors(set(model.weight_targets()), model.quantized_names()))
+        keep = model.quantized_names()
+        tensors = ckpt.tensors(set(model.weight_targets()), keep)
+        load_into(model, quantize_stream(tensors, plan, keep) if quantize else tensors)
     if dev.type == "cpu" and dt == torch.float32:
         cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
     if plan:
@@ -137,19 +149,26 @@ class Engine:
         max_context: int | None = None,
         spec_k: int | None = None,
         dequantize: bool = False,
+        quantize: str | None = None,
     ) -> Engine:
         """Load a checkpoint folder, .gguf file or alias ("smollm2"), sharded over `tp` devices
         (processes on CPU). `draft`: an EAGLE head folder drafting `spec_k` tokens (default 4)
         per target forward pass (speculative decoding, same output). `dequantize`: expand a
         GGUF file's quantized weights to `dtype` at load instead of running them as stored
-        (implied by `draft` for now)."""
+        (implied by `draft` for now). `quantize` ("int8" | "int4"): quantize a float
+        checkpoint's matrices into Q8_0 / Q4_1 blocks as they load (CPU, one process)."""
         if tp < 1:
             raise BadRequestError(f"tensor_parallel_size must be >= 1, got {tp}")
         if spec_k is not None and (draft is None or spec_k < 1):
             raise BadRequestError("spec_k needs a draft head and must be >= 1")
+        if quantize and draft is not None:
+            raise BadRequestError("--quantize does not combine with --draft yet: drop one")
         ckpt = resolve(path)
+        if quantize:  # before the tokenizer: a wrong flag fails fast
+            check_quantize(ckpt, quantize, pick_device(device), tp)
         tokenizer = load_tokenizer(ckpt.root, ckpt.gguf, ckpt.config.eos_token_ids)
-        model = load_model(ckpt, device, dtype, max_context, tp, dequantize or draft is not None)
+        dequant = dequantize or draft is not None
+        model = load_model(ckpt, device, dtype, max_context, tp, dequant, quantize)
         speculator = None
         if draft is not None:
             from engine.eagle_io import load_head

@@ -196,11 +196,13 @@ class Transformer:
         else:
             end = length
         x = self._embed(input_ids)
-        fused = None
-        if length is None and not capture_layers and x.shape[0] <= SHORT_STEP:
+        fused, captured = None, None
+        if length is None and x.shape[0] <= SHORT_STEP:
             fused = cpu_decode.fused_layers(self)  # the C step: CPU, fp32 activations
-        if fused is not None and fused.run(x, positions.tolist(), [cache] * x.shape[0]):
-            hidden, captured = rms_norm(x, self.norm, self.cfg.norm_eps), {}
+        if fused is not None:
+            captured = fused.run(x, positions.tolist(), [cache] * x.shape[0], capture_layers)
+        if captured is not None:
+            hidden = rms_norm(x, self.norm, self.cfg.norm_eps)
         else:
             ops = self.step_ops(positions, cache, end)
             hidden, captured = run_layers(ops, self.layers, x, self.norm, capture=capture_layers)

@@ -36,15 +36,16 @@ def type_name(qtype: int) -> str:
 
 
 def quant_plan(ckpt: Checkpoint, device: torch.device, tp: int, dequantize: bool) -> dict[str, int]:
-    """Canonical name -> GGML type of the matrices to keep as stored: a GGUF file's kept types
-    on one CPU. Prints one line when quantized tensors will be dequantised instead."""
+    """Canonical name -> GGML type of the matrices to keep as stored (a GGUF file's kept types,
+    AWQ/GPTQ repacked, `vibe engine quantize` output) on one CPU. Prints one line when quantized tensors will be dequantised instead."""
     types = ckpt.quant_types()
     quantized = {t for t in types.values() if t not in _FLOAT_TYPES}
     if not quantized or dequantize:
         return {}
     why = "" if device.type == "cpu" and tp == 1 else " (quantized weights run on one CPU only)"
     if why:
-        print(f"notice: dequantising {_names(quantized)} weights{why}", file=sys.stderr)
+        label = ckpt.quant_label() or _names(quantized)
+        print(f"notice: dequantising {label} weights{why}", file=sys.stderr)
         return {}
     other = quantized - KEPT
     if other:
@@ -105,8 +106,22 @@ class QuantWeight:
         return cpu_quant.qlinear(x, self.data, self.qtype, self.cols)
 
     def rows(self, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Dequantised rows `ids` [T] -> [T, cols] (embedding lookup)."""
-        return cpu_quant.dequantize(self.data[ids], self.qtype, self.cols).to(dtype)
+        """Dequantised rows `ids` [...] -> [..., cols] (embedding lookup)."""
+        flat = cpu_quant.dequantize(self.data[ids.reshape(-1)], self.qtype, self.cols)
+        return flat.to(dtype).view(*ids.shape, self.cols)
+
+    def take(self, ids: torch.Tensor) -> QuantWeight:
+        """A new matrix of rows `ids` (still quantized): a reduced-vocabulary LM head."""
+        return QuantWeight(self.data[ids].contiguous(), self.qtype, self.cols)
+
+
+def embed_rows(
+    embed: torch.Tensor | QuantWeight, ids: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """Embedding rows `ids` [...] -> [..., dim] of a plain or quantized table."""
+    if isinstance(embed, QuantWeight):
+        return embed.rows(ids, dtype)
+    return embed[ids]
 
 
 def weight_nbytes(w: torch.Tensor | QuantWeight) -> int:

@@ -22,9 +22,9 @@ import torch
 from engine.engine import Engine
 
 try:  # `python -m scripts.NAME` from the repository root
-    from scripts.engine_models import hf_twin, read_bandwidth
+    from scripts.engine_models import gguf_f32_copy, hf_twin, read_bandwidth
 except ModuleNotFoundError:  # `python scripts/NAME.py`: this folder is on the path
-    from engine_models import hf_twin, read_bandwidth
+    from engine_models import gguf_f32_copy, hf_twin, read_bandwidth
 
 ROOT = Path(__file__).resolve().parents[1]  # children run as `python -m scripts.bench_engine`
 TEXT = "The history of computing is a story of people, machines and ideas. " * 4
@@ -173,12 +173,18 @@ def vs_llamacpp(args: argparse.Namespace) -> dict:
 
     binary = ensure_llama_bench()
     threads = args.threads or torch.get_num_threads()
+    model = args.model
+    if args.f32:  # both engines on an fp32 copy of the GGUF
+        from engine.checkpoint import resolve
+
+        src = resolve(args.model).files[0]
+        model = str(gguf_f32_copy(src, binary.parents[3] / f"{src.stem}-f32.gguf"))
     ours: list[dict] = []
     theirs: list[dict] = []
     for _ in range(args.rounds):
         cmd = [
             sys.executable, "-m", "scripts.bench_engine", "--child", "quant", "--model",
-            args.model, "--tokens", str(args.tokens), "--prompt-tokens", str(args.prompt_tokens),
+            model, "--tokens", str(args.tokens), "--prompt-tokens", str(args.prompt_tokens),
             "--threads", str(threads),
         ]  # fmt: skip
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
@@ -223,6 +229,9 @@ def main(argv: list[str]) -> int:
         "--vs-llamacpp",
         action="store_true",
         help="our engine against llama.cpp's llama-bench on the same GGUF (builds it once)",
+    )
+    ap.add_argument(
+        "--f32", action="store_true", help="with --vs-llamacpp: both on an fp32 copy of the GGUF"
     )
     ap.add_argument("--child", choices=("quant", "dequant"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")

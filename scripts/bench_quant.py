@@ -1,4 +1,5 @@
-"""Micro-benchmark of the CPU matmul paths for GGUF-quantized weights, on SmolLM2's shapes.
+"""Micro-benchmark of the CPU matmul paths for GGUF-quantized weights, on SmolLM2's shapes
+and a 2048x2048 matrix of each kept type (Q4_K/Q5_K/Q6_K as random valid blocks).
 
 Candidates, alternated round by round (medians reported; other load on the box varies):
   kernel      engine/kernels/cpu_quant.c on the stored blocks (int8 activations)
@@ -6,7 +7,9 @@ Candidates, alternated round by round (medians reported; other load on the box v
   fp32        F.linear on fp32 weights expanded at load (today's path)
   torch_int8  aten._weight_int8pack_mm (per-row int8 weights, bf16/fp32 activations)
   torch_int4  aten._weight_int4pack_mm_for_cpu (groupwise int4, groups of 32)
+Each row also gives the kernel's weight bytes read per second (GB/s).
 Usage: python scripts/bench_quant.py [--threads 2] [--rows 1 64] [--rounds 7] [--json]
+       [--only square]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.kernels import cpu_quant
+from engine.quant import type_name
 
 # (name, N, K, GGML type): SmolLM2-135M's fused qkv, gate|up, down, o and its Q8_0 LM head.
 SHAPES = [
@@ -30,7 +34,22 @@ SHAPES = [
     ("w2", 576, 1536, 3),
     ("wo", 576, 576, 3),
     ("lm_head", 49152, 576, 8),
-]
+] + [("square", 2048, 2048, t) for t in (2, 3, 6, 7, 8, 12, 13, 14)]
+
+# Byte offsets of each block's fp16 fields (d, and dmin / m where the type has one).
+_HALVES = {2: (0,), 3: (0, 2), 6: (0,), 7: (0, 2), 8: (0,), 12: (0, 2), 13: (0, 2), 14: (208,)}
+
+
+def random_blocks(rows: int, cols: int, qtype: int, seed: int) -> torch.Tensor:
+    """Valid GGML blocks of a kernel type: random bytes with finite fp16 scales of a sane size
+    (gguf-py has no K-quant quantizer)."""
+    block, size = cpu_quant.KERNEL_TYPES[qtype]
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (rows, cols // block, size), dtype=np.uint8)
+    for off in _HALVES[qtype]:
+        half = (rng.uniform(-1, 1, raw.shape[:2]) * 1e-2).astype(np.float16)
+        raw[..., off : off + 2] = half.view(np.uint8).reshape(*raw.shape[:2], 2)
+    return torch.from_numpy(raw.reshape(rows, -1))
 
 
 def quantized(w: torch.Tensor, qtype: int) -> torch.Tensor:
@@ -40,9 +59,10 @@ def quantized(w: torch.Tensor, qtype: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(quantize(w.numpy(), GGMLQuantizationType(qtype))))
 
 
-def candidates(w: torch.Tensor, qtype: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    N, K = w.shape
-    data = quantized(w, qtype)
+def candidates(
+    data: torch.Tensor, qtype: int, K: int
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    N = data.shape[0]
     fp32 = cpu_quant.dequantize(data, qtype, K)
     out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "kernel": lambda x: cpu_quant.qlinear(x, data, qtype, K),
@@ -81,13 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--only", help="run only the shapes of this name (e.g. square)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     results: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
         for name, N, K, qtype in SHAPES:
-            cands = candidates(torch.randn(N, K, generator=gen) * 0.05, qtype)
+            if args.only and name != args.only:
+                continue
+            if name == "square":
+                data = random_blocks(N, K, qtype, seed=qtype)
+            else:
+                data = quantized(torch.randn(N, K, generator=gen) * 0.05, qtype)
+            cands = candidates(data, qtype, K)
             for m in args.rows:
                 x = torch.randn(m, K, generator=gen)
                 n = max(3, int(2e7 / (N * K * max(1, m // 8))))
@@ -96,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                     for c, fn in cands.items():
                         times[c].append(time_call(fn, x, n))
                 row = {c: round(statistics.median(v) * 1e6, 1) for c, v in times.items()}
-                results[f"{name} [{N}x{K}] M={m}"] = row
+                gbps = round(data.numel() / (row["kernel"] * 1e3), 1)
+                label = f"{name} {type_name(qtype)} [{N}x{K}] M={m}"
+                results[label] = row | {"kernel_GB/s": gbps}
                 if not args.json:
                     cells = "  ".join(f"{c} {us:>8.1f}" for c, us in row.items())
-                    print(f"{name:>8} {N:>5}x{K:<5} M={m:<3} us: {cells}", flush=True)
+                    print(f"{label:>30} us: {cells}  kernel {gbps} GB/s", flush=True)
     if args.json:
         print(json.dumps(results))
     return 0

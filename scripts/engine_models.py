@@ -107,3 +107,33 @@ def read_bandwidth(device: str = "cpu", gib: float = 0.5, repeats: int = 5) -> f
         dst.copy_(src)
     torch.cuda.synchronize()
     return 2 * n * 4 * repeats / (time.perf_counter() - t)
+
+
+def gguf_f32_copy(src: Path, dst: Path) -> Path:
+    """`src` (a GGUF file) with every tensor expanded to F32, metadata kept: the fp32 row of
+    `bench_engine --vs-llamacpp --f32` runs both engines on it. Written once."""
+    if dst.exists():
+        return dst
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(src))
+    arch = reader.fields["general.architecture"].contents()
+    tmp = dst.with_suffix(".part")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name in ("general.architecture", "general.file_type"):
+            continue
+        kind = field.types[0]
+        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(name, field.contents(), kind, sub_type=sub)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    for t in reader.tensors:
+        values = gguf.quants.dequantize(t.data, t.tensor_type)
+        writer.add_tensor(t.name, np.ascontiguousarray(values, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(dst)
+    return dst

@@ -133,7 +133,8 @@ static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 /* Run every layer for M rows: x [M, dim] (in: embeddings, out: last layer's output), row m at
  * position pos[m] of the cache whose keys/values start at kbase[m]/vbase[m] ([n_layers,
  * n_kv_heads, max_len, head_dim] fp32), attending to positions [lo[m], pos[m]], queries
- * scaled by qscale[m]. Returns 0, or -1 when out of memory (x is then unchanged).
+ * scaled by qscale[m]. When capture[l] >= 0, layer l's output goes to captured[capture[l]]
+ * [M, dim] (EAGLE features). Returns 0, or -1 when out of memory (x is then unchanged).
  *
  * Threads meet at five barriers a layer, after each product and between the cache writes and
  * attention. Everything of size M * dim (residual, norms, activation quantization, SwiGLU) is
@@ -141,7 +142,7 @@ static inline float silu(float g) { return g / (1.0f + expf(-g)); }
  * barriers also make each shared buffer's next write wait for all reads of the last. */
 int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t *pos,
                        const int64_t *lo, const float *qscale, float *const *kbase,
-                       float *const *vbase) {
+                       float *const *vbase, const int64_t *capture, float *captured) {
     const int64_t dim = md->dim, H = md->n_heads, Hkv = md->n_kv_heads, D = md->head_dim;
     const int64_t F = md->hidden, QKV = (H + 2 * Hkv) * D, group = H / Hkv;
     int64_t widest = dim > H * D ? dim : H * D;
@@ -208,6 +209,14 @@ int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t 
             }
             matmul(lay, W2, h, act, M, F, delta, dim);
 #pragma omp barrier
+            if (capture && capture[l] >= 0) {
+                /* Written before this thread's next barrier; delta changes only after two. */
+#pragma omp master
+                {
+                    float *to = captured + capture[l] * M * dim;
+                    for (int64_t i = 0; i < M * dim; i++) to[i] = xs[i] + delta[i];
+                }
+            }
         }
         if (!failed) {
 #pragma omp master

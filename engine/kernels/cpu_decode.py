@@ -65,7 +65,7 @@ def _library() -> ctypes.CDLL | None:
     if lib is None:
         return None
     fn = lib.vibe_decode_layers
-    fn.argtypes = [ctypes.POINTER(_Model), _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]
+    fn.argtypes = [ctypes.POINTER(_Model), _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]
     fn.restype = ctypes.c_int
     return lib
 
@@ -137,18 +137,28 @@ class FusedLayers:
             )  # fmt: skip
         return FusedLayers(model, lib, layers)
 
-    def run(self, x: torch.Tensor, positions: Sequence[int], caches: Sequence[Any]) -> bool:
+    def run(
+        self,
+        x: torch.Tensor,
+        positions: Sequence[int],
+        caches: Sequence[Any],
+        capture: Sequence[int] = (),
+    ) -> dict[int, torch.Tensor] | None:
         """Run every layer on x [M, dim] (fp32, contiguous; updated in place to the last
         layer's output, before the final norm), row m at positions[m] of caches[m] (its keys
-        and values are written there). False: not applicable, x untouched."""
-        M = x.shape[0]
+        and values are written there). Returns {i: output of layer i [M, dim]} for the layers
+        in `capture`; None: not applicable, x untouched."""
+        M, n_layers = x.shape[0], self.spec.n_layers
         if not 0 < M <= MAX_ROWS or x.dtype != torch.float32 or not x.is_contiguous():
-            return False
+            return None
+        wanted = sorted(set(capture))
+        if any(not 0 <= i < n_layers for i in wanted):
+            return None
         for c in caches:
             if c.k.dtype != torch.float32 or not (c.k.is_contiguous() and c.v.is_contiguous()):
-                return False
+                return None
             if c.max_len != self.spec.max_len:
-                return False
+                return None
         if max(positions) >= self.spec.max_len or min(positions) < 0:
             raise ValueError(f"positions up to {max(positions) + 1} exceed the cache")
         w = self.window
@@ -158,14 +168,20 @@ class FusedLayers:
         else:
             beta, orig = self.llama4
             scale = [1 + beta * math.log(1 + math.floor(p / orig)) for p in positions]
+        captured, slots = None, None
+        if wanted:
+            captured = torch.empty((len(wanted), M, x.shape[1]), dtype=torch.float32)
+            where = dict(zip(wanted, range(len(wanted)), strict=True))
+            slots = (_i64 * n_layers)(*(where.get(i, -1) for i in range(n_layers)))
         rc = self._lib.vibe_decode_layers(
             ctypes.byref(self.spec), M, x.data_ptr(), (_i64 * M)(*positions), (_i64 * M)(*lo),
             (ctypes.c_float * M)(*scale), (_ptr * M)(*(c.k.data_ptr() for c in caches)),
-            (_ptr * M)(*(c.v.data_ptr() for c in caches)),
+            (_ptr * M)(*(c.v.data_ptr() for c in caches)), slots,
+            None if captured is None else captured.data_ptr(),
         )  # fmt: skip
         if rc != 0:
             raise MemoryError("the fused CPU decode step could not allocate its buffers")
-        return True
+        return {i: captured[k] for k, i in enumerate(wanted)} if captured is not None else {}
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, FusedLayers | None] = weakref.WeakKeyDictionary()

@@ -1,66 +1,38 @@
 /* Linear layers on GGUF-quantized weights, as stored: out[m, n] = dot(x[m, :], w[n, :]).
  *
  * Weights keep llama.cpp's block layouts (32 values per block, an fp16 scale per block):
- *   Q4_0 {half d; u8 qs[16]}          w = d * (q - 8)   q: low nibbles 0..15, high 16..31
- *   Q4_1 {half d; half m; u8 qs[16]}  w = d * q + m
- *   Q8_0 {half d; i8 qs[32]}          w = d * q
+ *   Q4_0 {half d; u8 qs[16]}                   w = d * (q - 8)   q: low nibbles 0..15, high 16..31
+ *   Q4_1 {half d; half m; u8 qs[16]}           w = d * q + m
+ *   Q5_0 {half d; u8 qh[4]; u8 qs[16]}         w = d * (q - 16)  fifth bit of value i: bit i of qh
+ *   Q5_1 {half d; half m; u8 qh[4]; u8 qs[16]} w = d * q + m
+ *   Q8_0 {half d; i8 qs[32]}                   w = d * q
+ * and the K-quants (Q4_K, Q5_K, Q6_K: 256-value super-blocks) in cpu_quant_k.c.
  * Activations are quantized per call to blocks of 32 int8 with a float scale (as llama.cpp's
  * Q8_0/Q8_1), so each block is one integer dot product (AVX-512 VNNI or AVX2) and one FMA.
- * Q4_0 is Q4_1 with m = -8 d: both read the unsigned nibbles, and the min term uses the
- * activation block's integer sum.
+ * Q4_0 / Q5_0 are Q4_1 / Q5_1 with m = -8 d / -16 d: all read unsigned values, and the min term
+ * uses the activation block's integer sum.
  *
  * Threads: OpenMP over weight rows (torch's runtime); activation rows in tiles of MT that
  * share each decoded weight block. Each output is computed by the same operations whatever M
  * is, so a row's result does not depend on how many rows come with it.
  */
-#include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "cpu_quant.h"
+#include "cpu_quant_impl.h"
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define VIBE_SIMD 1
-#endif
-
-enum { Q4_0 = 2, Q4_1 = 3, Q8_0 = 8 };
-#define QK 32
-#define MT 4
-
-static inline float half_to_float(uint16_t h) {
-#ifdef VIBE_SIMD
-    return _cvtsh_ss(h);
-#else
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000 | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-#endif
-}
-
+/* Bytes of one block (32 values, or a 256-value K-quant super-block); 0: not run here. */
 static int block_bytes(int qtype) {
     switch (qtype) {
         case Q4_0: return 18;
         case Q4_1: return 20;
+        case Q5_0: return 22;
+        case Q5_1: return 24;
         case Q8_0: return 34;
-        default: return 0;
+        default: return vibe_kq_block_bytes(qtype);
     }
 }
+
+static int block_values(int qtype) { return vibe_kq_block_bytes(qtype) ? QK_K : QK; }
 
 /* x [M, K] fp32 -> q [M, K] int8, d [M, K/32] scales, s [M, K/32] d * sum(q). */
 static void quantize_rows(const float *x, int64_t ldx, int64_t M, int64_t K, int8_t *q, float *d,
@@ -84,27 +56,55 @@ static void quantize_rows(const float *x, int64_t ldx, int64_t M, int64_t K, int
     }
 }
 
+/* Where a 4/5-bit block's nibbles start, and its min as a multiple of its scale when it has
+ * no stored min (Q4_0: q - 8, Q5_0: q - 16). */
+static inline int nibble_offset(int qtype) {
+    return qtype == Q4_0 ? 2 : qtype == Q4_1 ? 4 : qtype == Q5_0 ? 6 : 8;
+}
+
+static inline float block_min(int qtype, const uint8_t *wb, float dw) {
+    return qtype == Q4_1 || qtype == Q5_1 ? load_half(wb + 2) : qtype == Q4_0 ? -8 * dw : -16 * dw;
+}
+
+/* The unsigned values of a Q4_0/Q4_1 (0..15) or Q5_0/Q5_1 (0..31) block. */
+static inline void unpack_block(int qtype, const uint8_t *wb, uint8_t *v) {
+    const uint8_t *qs = wb + nibble_offset(qtype);
+    uint32_t h = 0;
+    if (qtype == Q5_0 || qtype == Q5_1) memcpy(&h, qs - 4, 4);
+    for (int i = 0; i < 16; i++) {
+        v[i] = (uint8_t)((qs[i] & 15) | (((h >> i) & 1) << 4));
+        v[i + 16] = (uint8_t)((qs[i] >> 4) | (((h >> (i + 16)) & 1) << 4));
+    }
+}
+
 #ifdef VIBE_SIMD
 static inline __m256i unpack_nibbles(const uint8_t *qs) {
     const __m128i b = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0x0f);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m4), _mm_and_si128(b, m4));
 }
 
-/* Sum of u8 a[i] * i8 b[i] in eight int32 lanes. */
-static inline __m256i dot_u8_i8(__m256i a, __m256i b) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b);
+/* Byte i = 16 where bit i of the 32-bit qh is set (Q5_0 / Q5_1's fifth bits), else 0. */
+static inline __m256i fifth_bits(const uint8_t *qh) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    return _mm256_maskz_mov_epi8((__mmask32)h, _mm256_set1_epi8(16));
 #else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+    const __m256i spread = _mm256_shuffle_epi8(  /* byte i <- byte i / 8 of h */
+        _mm256_set1_epi32((int)h),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201ULL);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(16));
 #endif
 }
 
-static inline float hsum(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
+/* The unsigned values (0..15, or 0..31 for Q5) of a Q4_0/Q4_1/Q5_0/Q5_1 block. */
+static inline __m256i unpack_q45(int qtype, const uint8_t *wb) {
+    const __m256i v = unpack_nibbles(wb + nibble_offset(qtype));
+    if (qtype == Q5_0 || qtype == Q5_1)
+        return _mm256_or_si256(v, fifth_bits(wb + nibble_offset(qtype) - 4));
+    return v;
 }
 #endif
 
@@ -120,8 +120,8 @@ static inline __attribute__((always_inline)) void row_dot(
     for (int m = 0; m < mt; m++) acc[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *wb = w + b * bb;
+        const float dw = load_half(wb);
         if (qtype == Q8_0) {
-            const float dw = half_to_float(*(const uint16_t *)wb);
             const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 2));
             const __m256i aw = _mm256_sign_epi8(wv, wv);
             for (int m = 0; m < mt; m++) {
@@ -130,9 +130,8 @@ static inline __attribute__((always_inline)) void row_dot(
                 acc[m] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * d[m * nb + b]), acc[m]);
             }
         } else {
-            const float dw = half_to_float(*(const uint16_t *)wb);
-            const float mw = qtype == Q4_1 ? half_to_float(*(const uint16_t *)(wb + 2)) : -8.0f * dw;
-            const __m256i wv = unpack_nibbles(wb + (qtype == Q4_1 ? 4 : 2));
+            const float mw = block_min(qtype, wb, dw);
+            const __m256i wv = unpack_q45(qtype, wb);
             for (int m = 0; m < mt; m++) {
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)(q + m * K + b * QK));
                 const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(wv, xv));
@@ -146,7 +145,9 @@ static inline __attribute__((always_inline)) void row_dot(
     float acc[MT] = {0};
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *wb = w + b * bb;
-        const float dw = half_to_float(*(const uint16_t *)wb);
+        const float dw = load_half(wb);
+        uint8_t v[QK];
+        if (qtype != Q8_0) unpack_block(qtype, wb, v);
         for (int m = 0; m < mt; m++) {
             const int8_t *xb = q + m * K + b * QK;
             int dot = 0;
@@ -154,11 +155,8 @@ static inline __attribute__((always_inline)) void row_dot(
                 const int8_t *qs = (const int8_t *)(wb + 2);
                 for (int i = 0; i < QK; i++) dot += qs[i] * xb[i];
             } else {
-                const uint8_t *qs = wb + (qtype == Q4_1 ? 4 : 2);
-                for (int i = 0; i < 16; i++) dot += (qs[i] & 15) * xb[i] + (qs[i] >> 4) * xb[i + 16];
-                const float mw =
-                    qtype == Q4_1 ? half_to_float(*(const uint16_t *)(wb + 2)) : -8.0f * dw;
-                mins[m] += mw * s[m * nb + b];
+                for (int i = 0; i < QK; i++) dot += v[i] * xb[i];
+                mins[m] += block_min(qtype, wb, dw) * s[m * nb + b];
             }
             acc[m] += (float)dot * dw * d[m * nb + b];
         }
@@ -169,13 +167,15 @@ static inline __attribute__((always_inline)) void row_dot(
 
 /* ---- The row-range API (cpu_quant.h): what vibe_qlinear and the fused decode step share. */
 
-int vibe_qtype_ok(int qtype, int64_t K) { return block_bytes(qtype) && K % QK == 0; }
+int vibe_qtype_ok(int qtype, int64_t K) {
+    return block_bytes(qtype) && K % block_values(qtype) == 0;
+}
 
 int64_t vibe_qact_bytes(int64_t M, int64_t K) {
     return M * K + (M * (K / QK)) * (int64_t)sizeof(float) * 2;
 }
 
-/* The activation buffer: q int8 [M, K], then d float [M, K/32], then s float [M, K/32]. */
+/* The activation buffer (layout in cpu_quant_impl.h). */
 void vibe_qact(const float *x, int64_t ldx, int64_t M, int64_t K, void *act) {
     int8_t *q = act;
     float *d = (float *)(q + M * K);
@@ -188,29 +188,27 @@ void vibe_qdot_rows(int qtype, const uint8_t *w, int64_t ldw, const void *act, i
     const int64_t nb = K / QK;
     const int8_t *q = act;
     const float *d = (const float *)(q + M * K), *s = d + M * nb;
+    if (vibe_kq_block_bytes(qtype)) {
+        vibe_kq_rows(qtype, w, ldw, q, d, s, M, K, out, ldo, n0, n1);
+        return;
+    }
     /* Constant type (and a constant single row for decode) so each loop is specialised. */
-#define QRANGE(QT)                                                                         \
-    if (M == 1) {                                                                          \
-        for (int64_t n = n0; n < n1; n++) row_dot(QT, w + n * ldw, q, d, s, K, 1, out + n);   \
-    } else {                                                                               \
-        for (int64_t n = n0; n < n1; n++)                                                  \
-            for (int64_t m0 = 0; m0 < M; m0 += MT) {                                       \
-                const int mt = (int)(M - m0 < MT ? M - m0 : MT);                           \
-                float res[MT];                                                             \
-                row_dot(QT, w + n * ldw, q + m0 * K, d + m0 * nb, s + m0 * nb, K, mt, res); \
-                for (int m = 0; m < mt; m++) out[(m0 + m) * ldo + n] = res[m];             \
-            }                                                                              \
-    }
+#define ROW_Q40(...) row_dot(Q4_0, __VA_ARGS__)
+#define ROW_Q41(...) row_dot(Q4_1, __VA_ARGS__)
+#define ROW_Q50(...) row_dot(Q5_0, __VA_ARGS__)
+#define ROW_Q51(...) row_dot(Q5_1, __VA_ARGS__)
+#define ROW_Q80(...) row_dot(Q8_0, __VA_ARGS__)
     switch (qtype) {
-        case Q4_0: QRANGE(Q4_0) break;
-        case Q4_1: QRANGE(Q4_1) break;
-        default: QRANGE(Q8_0) break;
+        case Q4_0: VIBE_QRANGE(ROW_Q40) break;
+        case Q4_1: VIBE_QRANGE(ROW_Q41) break;
+        case Q5_0: VIBE_QRANGE(ROW_Q50) break;
+        case Q5_1: VIBE_QRANGE(ROW_Q51) break;
+        default: VIBE_QRANGE(ROW_Q80) break;
     }
-#undef QRANGE
 }
 
 /* out [M, N] (row stride ldo) = x [M, K] @ dequant(w [N, K]).T. Returns 0, or -1 for an
- * unsupported type or K not a multiple of 32 (the caller then dequantizes). */
+ * unsupported type or K not a whole number of blocks (the caller then dequantizes). */
 int vibe_qlinear(int qtype, const uint8_t *w, int64_t ldw, const float *x, int64_t ldx,
                  float *out, int64_t ldo, int64_t M, int64_t N, int64_t K) {
     if (!vibe_qtype_ok(qtype, K) || M < 1) return -1;
@@ -227,60 +225,40 @@ int vibe_qlinear(int qtype, const uint8_t *w, int64_t ldw, const float *x, int64
     return 0;
 }
 
+/* One row of K values of a 32-value block type. */
+static void dequant_row(int qtype, const uint8_t *w, float *o, int64_t K) {
+    const int bb = block_bytes(qtype);
+    for (int64_t b = 0; b < K / QK; b++, o += QK) {
+        const uint8_t *wb = w + b * bb;
+        const float dw = load_half(wb);
+        if (qtype == Q8_0) {
+            const int8_t *qs = (const int8_t *)(wb + 2);
+            for (int i = 0; i < QK; i++) o[i] = dw * qs[i];
+            continue;
+        }
+        uint8_t v[QK];
+        unpack_block(qtype, wb, v);
+        if (qtype == Q4_0 || qtype == Q5_0) { /* gguf-py: d * (q - 8 or 16) */
+            const int off = qtype == Q4_0 ? 8 : 16;
+            for (int i = 0; i < QK; i++) o[i] = dw * (v[i] - off);
+        } else {
+            const float mw = load_half(wb + 2);
+            for (int i = 0; i < QK; i++) o[i] = dw * v[i] + mw;
+        }
+    }
+}
+
 /* out [N, K] fp32 = the values of w [N, K]. Returns -1 for an unsupported type. */
 int vibe_dequant(int qtype, const uint8_t *w, int64_t ldw, float *out, int64_t ldo, int64_t N,
                  int64_t K) {
-    if (!block_bytes(qtype) || K % QK) return -1;
-    const int bb = block_bytes(qtype);
+    if (!vibe_qtype_ok(qtype, K)) return -1;
+    const int k = vibe_kq_block_bytes(qtype) != 0;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
-        for (int64_t b = 0; b < K / QK; b++) {
-            const uint8_t *wb = w + n * ldw + b * bb;
-            float *o = out + n * ldo + b * QK;
-            const float dw = half_to_float(*(const uint16_t *)wb);
-#ifdef VIBE_SIMD
-            const __m256 vd = _mm256_set1_ps(dw);
-            if (qtype == Q8_0) {
-                for (int i = 0; i < QK; i += 8) {
-                    const __m128i q8 = _mm_loadl_epi64((const __m128i *)(wb + 2 + i));
-                    const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
-                    _mm256_storeu_ps(o + i, _mm256_mul_ps(f, vd));
-                }
-            } else {
-                const __m256i nib = unpack_nibbles(wb + (qtype == Q4_1 ? 4 : 2));
-                const __m256 vm = _mm256_set1_ps(
-                    qtype == Q4_1 ? half_to_float(*(const uint16_t *)(wb + 2)) : 0.0f);
-                const __m256i off = _mm256_set1_epi32(qtype == Q4_1 ? 0 : 8);
-                uint8_t tmp[32];
-                _mm256_storeu_si256((__m256i *)tmp, nib);
-                for (int i = 0; i < QK; i += 8) {
-                    const __m128i q8 = _mm_loadl_epi64((const __m128i *)(tmp + i));
-                    const __m256i qi = _mm256_sub_epi32(_mm256_cvtepu8_epi32(q8), off);
-                    _mm256_storeu_ps(o + i, _mm256_fmadd_ps(_mm256_cvtepi32_ps(qi), vd, vm));
-                }
-            }
-            continue;
-#endif
-            if (qtype == Q8_0) {
-                const int8_t *qs = (const int8_t *)(wb + 2);
-                for (int i = 0; i < QK; i++) o[i] = dw * qs[i];
-            } else {
-                const float mw =
-                    qtype == Q4_1 ? half_to_float(*(const uint16_t *)(wb + 2)) : -8.0f * dw;
-                const uint8_t *qs = wb + (qtype == Q4_1 ? 4 : 2);
-                if (qtype == Q4_0) {
-                    for (int i = 0; i < 16; i++) {
-                        o[i] = dw * ((qs[i] & 15) - 8);
-                        o[i + 16] = dw * ((qs[i] >> 4) - 8);
-                    }
-                } else {
-                    for (int i = 0; i < 16; i++) {
-                        o[i] = dw * (qs[i] & 15) + mw;
-                        o[i + 16] = dw * (qs[i] >> 4) + mw;
-                    }
-                }
-            }
-        }
+        if (k)
+            vibe_kq_dequant_row(qtype, w + n * ldw, out + n * ldo, K);
+        else
+            dequant_row(qtype, w + n * ldw, out + n * ldo, K);
     }
     return 0;
 }

@@ -1,4 +1,5 @@
-"""Linear layers on GGUF-quantized weights kept as stored (Q4_0, Q4_1, Q8_0): `cpu_quant.c`.
+"""Linear layers on GGUF-quantized weights kept as stored: `cpu_quant.c` (Q4_0, Q4_1, Q5_0,
+Q5_1, Q8_0) and `cpu_quant_k.c` (the K-quants Q4_K, Q5_K, Q6_K), linked into one library.
 
 Decode (1 row) and prefill (many rows) both run the C kernel: activations are quantized to
 int8 blocks of 32 per call and each weight block is one integer dot product. Measured on the
@@ -21,14 +22,18 @@ import torch
 
 from engine.kernels.cpu_linear import build_library, switched_on
 
-_SOURCE = Path(__file__).with_name("cpu_quant.c")
-# GGML type id -> (values per block, bytes per block) for the types the kernel reads.
-KERNEL_TYPES = {2: (32, 18), 3: (32, 20), 8: (32, 34)}
+_SOURCES = [Path(__file__).with_name(n) for n in ("cpu_quant.c", "cpu_quant_k.c")]
+# GGML type id -> (values per block, bytes per block) for the types the kernel reads:
+# Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+KERNEL_TYPES = {
+    2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    12: (256, 144), 13: (256, 176), 14: (256, 210),
+}  # fmt: skip
 
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    lib = build_library(_SOURCE, "cpu_quant")
+    lib = build_library(_SOURCES, "cpu_quant")
     if lib is None:
         return None
     i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p

@@ -1,4 +1,4 @@
-"""GGUF weights run as stored (Q4_0, Q4_1, Q8_0): the kernel, tiny GGUF models, SmolLM2.
+"""GGUF weights run as stored (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): the kernel, tiny GGUF models, SmolLM2.
 
 Tolerances: activations are quantized to int8 blocks of 32 per matmul (as llama.cpp does), so a
 quantized product differs from the dequantise-then-fp32 one by about 0.5% of its norm; a whole
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from engine.engine import load_model  # noqa: E402
 from engine.kernels import cpu_quant  # noqa: E402
 from engine.quant import QuantWeight  # noqa: E402
 
-TYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 8}
+TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8}
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 
 
@@ -90,29 +91,33 @@ def test_without_the_kernel_it_dequantises(monkeypatch: pytest.MonkeyPatch) -> N
 DIM, HIDDEN, HEADS, KV_HEADS, VOCAB, LAYERS = 64, 128, 4, 2, 256, 2
 
 
-def write_tiny_gguf(path: Path, qtype: int, odd: dict[str, int] | None = None) -> Path:
-    """A random llama GGUF whose matrices are `qtype` (`odd`: other types for some names)."""
+def write_tiny_gguf(
+    path: Path, qtype: int, odd: dict[str, int] | None = None, *, dim: int = DIM,
+    hidden: int = HIDDEN, encode: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> Path:  # fmt: skip
+    """A random llama GGUF whose matrices are `qtype` (`odd`: other types for some names;
+    `encode(values, type)` -> blocks, default gguf-py's quantizer)."""
     gen = torch.Generator().manual_seed(qtype)
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_block_count(LAYERS)
     w.add_vocab_size(VOCAB)
     w.add_context_length(128)
-    w.add_embedding_length(DIM)
-    w.add_feed_forward_length(HIDDEN)
+    w.add_embedding_length(dim)
+    w.add_feed_forward_length(hidden)
     w.add_head_count(HEADS)
     w.add_head_count_kv(KV_HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(10000.0)
-    hd = DIM // HEADS
-    shapes = {"token_embd.weight": (VOCAB, DIM), "output_norm.weight": (DIM,)}
+    hd = dim // HEADS
+    shapes = {"token_embd.weight": (VOCAB, dim), "output_norm.weight": (dim,)}
     for i in range(LAYERS):
         p = f"blk.{i}."
         shapes |= {
-            p + "attn_norm.weight": (DIM,), p + "ffn_norm.weight": (DIM,),
-            p + "attn_q.weight": (DIM, DIM), p + "attn_k.weight": (KV_HEADS * hd, DIM),
-            p + "attn_v.weight": (KV_HEADS * hd, DIM), p + "attn_output.weight": (DIM, DIM),
-            p + "ffn_gate.weight": (HIDDEN, DIM), p + "ffn_up.weight": (HIDDEN, DIM),
-            p + "ffn_down.weight": (DIM, HIDDEN),
+            p + "attn_norm.weight": (dim,), p + "ffn_norm.weight": (dim,),
+            p + "attn_q.weight": (dim, dim), p + "attn_k.weight": (KV_HEADS * hd, dim),
+            p + "attn_v.weight": (KV_HEADS * hd, dim), p + "attn_output.weight": (dim, dim),
+            p + "ffn_gate.weight": (hidden, dim), p + "ffn_up.weight": (hidden, dim),
+            p + "ffn_down.weight": (dim, hidden),
         }  # fmt: skip
     for name, shape in shapes.items():
         t = torch.randn(shape, generator=gen) * (0.02 if len(shape) == 2 else 0.1)
@@ -122,13 +127,17 @@ def write_tiny_gguf(path: Path, qtype: int, odd: dict[str, int] | None = None) -
         if name == "token_embd.weight":
             t = t * 50  # embeddings of unit scale
         qt = (odd or {}).get(name, qtype)
-        blocks = gguf.quants.quantize(t.numpy(), gguf.GGMLQuantizationType(qt))
+        blocks = (encode or _quantize_np)(t.numpy(), qt)
         w.add_tensor(name, blocks, raw_dtype=gguf.GGMLQuantizationType(qt))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _quantize_np(values: np.ndarray, qtype: int) -> np.ndarray:
+    return gguf.quants.quantize(values, gguf.GGMLQuantizationType(qtype))
 
 
 def _logits(model, ids: list[int]) -> torch.Tensor:
@@ -174,11 +183,11 @@ def test_bf16_activations_with_quantized_weights(tmp_path) -> None:
 
 
 def test_other_types_are_dequantised_with_a_notice(tmp_path, capsys) -> None:
-    odd = {f"blk.{i}.attn_v.weight": 6 for i in range(LAYERS)}  # Q5_0: no kernel
+    odd = {f"blk.{i}.attn_v.weight": 39 for i in range(LAYERS)}  # MXFP4: no kernel
     ckpt = resolve(write_tiny_gguf(tmp_path / "mixed.gguf", TYPES["Q4_0"], odd))
     model = load_model(ckpt, "cpu", "float32", 64)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "dequantising Q5_0 weights" in err
+    assert err.count("\n") == 1 and "dequantising MXFP4 weights" in err
     lay = model.layers[0]
     assert isinstance(lay.wqkv, torch.Tensor)  # q, k and v share one fused matrix
     assert isinstance(lay.w13, QuantWeight) and isinstance(lay.wo, QuantWeight)

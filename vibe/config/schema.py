@@ -142,6 +142,9 @@ class ModelConfig(_Strict):
     )
     speculative_model: str | None = Field(default=None, description="local: EAGLE head path.")
     num_speculative_tokens: int = Field(default=3, ge=1, le=16)
+    quantize: Literal["int8", "int4"] | None = Field(
+        default=None, description="local: quantize a float checkpoint's weights at load (CPU)."
+    )
 
     @property
     def key(self) -> str:

@@ -23,8 +23,8 @@ from vibe.providers.base import (
 )
 from vibe.providers.wire import to_wire_list
 
-# Loaded engines by (checkpoint, tp, draft, k, device, dtype): switching modes back and forth
-# must not reload weights.
+# Loaded engines by (checkpoint, tp, draft, k, device, dtype, quantize): switching modes back
+# and forth must not reload weights.
 _ENGINES: dict[tuple[Any, ...], Any] = {}
 _LOAD_LOCK = threading.Lock()
 # One generation at a time: the engine refuses a second one (EngineBusyError), so requests of
@@ -41,6 +41,7 @@ def _engine_for(model: ModelConfig, provider: ProviderConfig) -> Any:
         model.num_speculative_tokens,
         provider.device,
         provider.dtype,
+        model.quantize,
     )
     with _LOAD_LOCK:
         if key not in _ENGINES:
@@ -54,6 +55,8 @@ def _engine_for(model: ModelConfig, provider: ProviderConfig) -> Any:
             if model.speculative_model:
                 kwargs["draft"] = model.speculative_model
                 kwargs["spec_k"] = model.num_speculative_tokens
+            if model.quantize:
+                kwargs["quantize"] = model.quantize
             if model.max_context_length:
                 kwargs["max_context"] = model.max_context_length
             _ENGINES[key] = Engine.load(model.name, **kwargs)

@@ -1,0 +1,97 @@
+/* Private to cpu_quant.c and cpu_quant_k.c: the activation layout, the SIMD helpers both use,
+ * and the K-quant entry points cpu_quant.c dispatches to. (cpu_quant.h is the public API.)
+ *
+ * Activations (vibe_qact): q int8 [M, K], then d float [M, K/32] (block scales), then
+ * s float [M, K/32] (d * the block's sum of q), blocks of QK = 32 values. */
+#ifndef VIBE_CPU_QUANT_IMPL_H
+#define VIBE_CPU_QUANT_IMPL_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_quant.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define VIBE_SIMD 1
+#endif
+
+#define QK 32   /* activation block */
+#define QK_K 256 /* K-quant super-block */
+#define MT 4    /* activation rows that share each decoded weight block */
+
+enum { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14 };
+
+static inline float half_to_float(uint16_t h) {
+#ifdef VIBE_SIMD
+    return _cvtsh_ss(h);
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+#endif
+}
+
+static inline float load_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return half_to_float(h);
+}
+
+#ifdef VIBE_SIMD
+/* Sum of u8 a[i] * i8 b[i] in eight int32 lanes (lane j: bytes 4j..4j+3). */
+static inline __m256i dot_u8_i8(__m256i a, __m256i b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+#endif
+}
+
+static inline float hsum(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+#endif
+
+/* out[m * ldo + n] for n in [n0, n1) with one weight-row function ROW(w, q, d, s, K, mt, res):
+ * a constant single row for decode, else tiles of MT activation rows. Each output is computed
+ * by the same operations whatever M is. */
+#define VIBE_QRANGE(ROW)                                                                   \
+    if (M == 1) {                                                                          \
+        for (int64_t n = n0; n < n1; n++) ROW(w + n * ldw, q, d, s, K, 1, out + n);           \
+    } else {                                                                               \
+        for (int64_t n = n0; n < n1; n++)                                                  \
+            for (int64_t m0 = 0; m0 < M; m0 += MT) {                                       \
+                const int mt = (int)(M - m0 < MT ? M - m0 : MT);                           \
+                float res[MT];                                                             \
+                ROW(w + n * ldw, q + m0 * K, d + m0 * nb, s + m0 * nb, K, mt, res);        \
+                for (int m = 0; m < mt; m++) out[(m0 + m) * ldo + n] = res[m];             \
+            }                                                                              \
+    }
+
+/* cpu_quant_k.c: bytes of one Q4_K / Q5_K / Q6_K super-block (0 for other types), the
+ * row-range product (as vibe_qdot_rows, on the unpacked activations) and one row's values. */
+int vibe_kq_block_bytes(int qtype);
+void vibe_kq_rows(int qtype, const uint8_t *w, int64_t ldw, const int8_t *q, const float *d,
+                  const float *s, int64_t M, int64_t K, float *out, int64_t ldo, int64_t n0,
+                  int64_t n1);
+void vibe_kq_dequant_row(int qtype, const uint8_t *w, float *out, int64_t K);
+#endif
