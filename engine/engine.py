@@ -155,20 +155,17 @@ class Engine:
         (processes on CPU). `draft`: an EAGLE head folder drafting `spec_k` tokens (default 4)
         per target forward pass (speculative decoding, same output). `dequantize`: expand a
         GGUF file's quantized weights to `dtype` at load instead of running them as stored
-        (implied by `draft` for now). `quantize` ("int8" | "int4"): quantize a float
+        (a draft head shares the stored embedding and LM head). `quantize` ("int8" | "int4"): quantize a float
         checkpoint's matrices into Q8_0 / Q4_1 blocks as they load (CPU, one process)."""
         if tp < 1:
             raise BadRequestError(f"tensor_parallel_size must be >= 1, got {tp}")
         if spec_k is not None and (draft is None or spec_k < 1):
             raise BadRequestError("spec_k needs a draft head and must be >= 1")
-        if quantize and draft is not None:
-            raise BadRequestError("--quantize does not combine with --draft yet: drop one")
         ckpt = resolve(path)
         if quantize:  # before the tokenizer: a wrong flag fails fast
             check_quantize(ckpt, quantize, pick_device(device), tp)
         tokenizer = load_tokenizer(ckpt.root, ckpt.gguf, ckpt.config.eos_token_ids)
-        dequant = dequantize or draft is not None
-        model = load_model(ckpt, device, dtype, max_context, tp, dequant, quantize)
+        model = load_model(ckpt, device, dtype, max_context, tp, dequantize, quantize)
         speculator = None
         if draft is not None:
             from engine.eagle_io import load_head

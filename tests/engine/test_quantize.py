@@ -110,7 +110,6 @@ def test_cli_errors_are_one_line(tiny_dir, tmp_path, capsys) -> None:
     cases = {
         ("--model", src, "--quantize", "int3"): "--quantize must be one of int8, int4",
         ("--model", src, "--quantize", "int4", "--tp", "2"): "drop --tp or --quantize",
-        ("--model", src, "--quantize", "int4", "--draft", src): "does not combine with --draft",
     }
     for flags, message in cases.items():
         code, _, err = _cli(capsys, *base, *flags)
