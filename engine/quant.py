@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.kernels import cpu_quant
+from engine.kernels import cpu_linear, cpu_quant
 
 if TYPE_CHECKING:
     from engine.checkpoint import Checkpoint
@@ -115,6 +115,45 @@ class QuantWeight:
         return QuantWeight(self.data[ids].contiguous(), self.qtype, self.cols)
 
 
+@dataclass
+class StackedWeight:
+    """A fused matrix (q|k|v, gate|up) whose row blocks are stored differently: Q4_K_M files
+    keep attn_v in Q6_K next to a Q4_K attn_q/attn_k. Each part runs its own kernel; the
+    loader fills a part through the row slice that is exactly that part."""
+
+    parts: list[torch.Tensor | QuantWeight]
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((sum(p.shape[0] for p in self.parts), self.parts[0].shape[1]))
+
+    @property
+    def device(self) -> torch.device:
+        return self.parts[0].device
+
+    def dim(self) -> int:
+        return 2
+
+    def nbytes(self) -> int:
+        return sum(weight_nbytes(p) for p in self.parts)
+
+    def __getitem__(self, rows: slice) -> torch.Tensor | QuantWeight:
+        start = 0
+        for part in self.parts:
+            if (rows.start, rows.stop) == (start, start + part.shape[0]):
+                return part
+            start += part.shape[0]
+        raise TypeError(f"rows {rows.start}:{rows.stop} are not one part of a stacked matrix")
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([cpu_linear.linear(x, p) for p in self.parts], dim=-1)
+
+    def dequantize(self) -> torch.Tensor:
+        return torch.cat(
+            [p.dequantize() if isinstance(p, QuantWeight) else p.float() for p in self.parts]
+        )
+
+
 def embed_rows(
     embed: torch.Tensor | QuantWeight, ids: torch.Tensor, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -124,8 +163,9 @@ def embed_rows(
     return embed[ids]
 
 
-def weight_nbytes(w: torch.Tensor | QuantWeight) -> int:
-    """Bytes a matrix occupies (read once per decode step)."""
-    if isinstance(w, QuantWeight):
-        return w.nbytes()
-    return w.numel() * w.element_size()
+def weight_nbytes(w: Any) -> int:
+    """Bytes a matrix occupies (read once per decode step): a tensor's, or any quantized
+    matrix's `nbytes()` (GGUF blocks, stacked parts, the GPU kinds of engine.gpu_quant)."""
+    if isinstance(w, torch.Tensor):
+        return w.numel() * w.element_size()
+    return w.nbytes()

@@ -109,8 +109,8 @@ def check_quantize(ckpt: Checkpoint, scheme: str, device: torch.device, tp: int)
         )
     if tp > 1:
         raise BadRequestError("--quantize runs on one device: drop --tp or --quantize")
-    if device.type != "cpu":
-        raise BadRequestError("--quantize runs on CPU for now: add --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise BadRequestError(f"--quantize runs on CPU or CUDA, not {device.type}")
 
 
 def quantize_plan(cfg: ModelConfig, scheme: str) -> dict[str, int]:

@@ -17,6 +17,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.errors import WeightLoadError
+from engine.gpu_quant import Fp8Weight, fp8_stored
 from engine.model import Transformer
 
 _NATIVE_LAYER = {
@@ -67,8 +68,8 @@ def canonical_name(name: str, native: bool) -> str | None:
 def unpermute_native(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Mistral-native wq/wk rows are interleaved (x0, y0, x1, y1, ...) per head; transformers'
     rotate-half RoPE expects (x0, x1, ..., y0, y1, ...)."""
-    rows, cols = w.shape
-    return w.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+    rows = w.shape[0]  # by a row index, so that an Fp8Weight's row scales move with its rows
+    return w[torch.arange(rows).view(n_heads, rows // n_heads // 2, 2).transpose(1, 2).flatten()]
 
 
 def dequantize_fp8(
@@ -124,6 +125,10 @@ class SafetensorsSource:
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._handles[self.where[key]].get_slice(key).get_shape())
 
+    def dtype(self, key: str) -> str:
+        """The stored dtype's safetensors name (F8_E4M3, BF16, ...), read from the header."""
+        return self._handles[self.where[key]].get_slice(key).get_dtype()
+
     def get(self, key: str, part: TensorPart | None = None) -> torch.Tensor:
         """The tensor, or only its `part` (read from disk without the rest)."""
         handle = self._handles[self.where[key]]
@@ -160,10 +165,12 @@ def iter_safetensors(
     native: bool,
     wanted: Collection[str],
     parts: Mapping[str, TensorPart] | None = None,
-) -> Iterator[tuple[str, torch.Tensor]]:
+    keep_fp8: Collection[str] = (),
+) -> Iterator[tuple[str, torch.Tensor | Fp8Weight]]:
     """(canonical name, tensor) for each wanted tensor, read one at a time, FP8 dequantised and
     native RoPE rows unpermuted. With `parts` (tensor parallelism: a rank's slices by canonical
-    name), only that part of those tensors is read."""
+    name), only that part of those tensors is read. FP8 tensors named in `keep_fp8` come as
+    stored (`Fp8Weight`) unless their part starts inside a scale block."""
     src = SafetensorsSource(files)
     for key in src.where:
         name = canonical_name(key, native)
@@ -177,7 +184,9 @@ def iter_safetensors(
         t = src.get(key, part)
         if t.dtype in _FP8:
             at = (0, 0) if part is None else (0, part.start) if part.dim else (part.start, 0)
-            t = dequantize_fp8(t, src.fp8_scale(key), shape or None, at)
+            scale = src.fp8_scale(key)
+            kept = fp8_stored(t, scale, shape or None, at) if name in keep_fp8 else None
+            t = kept if kept is not None else dequantize_fp8(t, scale, shape or None, at)
         if native and name.endswith(("q_proj.weight", "k_proj.weight")):
             t = unpermute_native(t, t.shape[0] // cfg.head_dim)  # permutation is within a head
         yield name, t

@@ -123,6 +123,36 @@ def eagle_decode(model: Transformer, prompt: list[int], n: int, k: int, tau: flo
     return {"tok_s": tps, "tau": dec.stats.mean_accepted_length, "k": k}
 
 
+def quant_matmul(cfg: ModelConfig, bandwidth: float, rows: int = 1) -> dict[str, Any]:
+    """Microseconds and % of copy bandwidth of one gate|up matmul (the largest per layer) with
+    `rows` activation rows: bf16 F.linear against the weight-only int8 / int4 / FP8 matrices
+    (`engine.gpu_quant`; FP8 row-scaled takes `torch._scaled_mm` on sm_89+)."""
+    from functools import partial
+
+    from engine import gpu_quant
+
+    w = torch.randn(2 * cfg.hidden_dim, cfg.dim, device="cuda", dtype=torch.bfloat16) * 0.02
+    x = torch.randn(rows, cfg.dim, device="cuda", dtype=torch.bfloat16)
+    mats: dict[str, Any] = {"bf16": w}
+    for kind in ("int8", "int4", "int4-g128", "fp8", "fp8-b128"):
+        mats[kind] = gpu_quant.empty(kind, *w.shape, "cuda").copy_(w)
+    row: dict[str, Any] = {"matmul": f"{w.shape[0]}x{w.shape[1]}", "rows": rows}
+    for kind, m in mats.items():
+        nbytes = w.numel() * 2 if kind == "bf16" else m.nbytes()
+        run = partial(torch.nn.functional.linear, x, w) if m is w else partial(m.linear, x)
+        for _ in range(3):
+            run()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(100):
+            run()
+        torch.cuda.synchronize()
+        us = (time.perf_counter() - t) / 100 * 1e6
+        pct = 100 * nbytes / (us * 1e-6) / bandwidth
+        row[kind] = {"us": round(us, 1), "hbm_pct": round(pct, 1)}
+    return row
+
+
 def bench(name: str, args: argparse.Namespace, bandwidth: float) -> dict[str, Any]:
     cfg = config(name)
     gen = torch.Generator().manual_seed(0)
@@ -132,6 +162,8 @@ def bench(name: str, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     row["engine_tok_s"] = engine_decode(model, prompt, args.tokens)
     row["hbm_limit_tok_s"] = hbm_limit(model, args.prompt + args.tokens / 2, bandwidth)
     row["hbm_fraction"] = row["engine_tok_s"] / row["hbm_limit_tok_s"]
+    if not args.skip_quant:
+        row["quant_matmul"] = [quant_matmul(cfg, bandwidth, r) for r in (1, 16)]
     if not args.skip_eagle:
         row["eagle"] = eagle_decode(model, prompt, args.tokens, args.spec_k, args.tau)
         row["eagle_speedup"] = row["eagle"]["tok_s"] / row["engine_tok_s"]
@@ -158,6 +190,7 @@ def main() -> int:
     p.add_argument("--tau", type=float, default=3.0, help="synthetic mean accepted length")
     p.add_argument("--skip-hf", action="store_true")
     p.add_argument("--skip-eagle", action="store_true")
+    p.add_argument("--skip-quant", action="store_true", help="no quantized-matmul rows")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     if not torch.cuda.is_available():

@@ -29,11 +29,20 @@
 
 enum { F32 = 0, WQKV = 0, WO = 1, W13 = 2, W2 = 3 };
 
+enum { PARTS = 3 };
+
+/* Rows of one storage type: a fused matrix (q|k|v, gate|up) may stack parts of different
+ * types, as Q4_K_M files store attn_v in Q6_K and attn_q/attn_k in Q4_K. */
+typedef struct {
+    const void *w;
+    int64_t ld;   /* bytes from one row to the next */
+    int64_t type; /* GGML type: 0 = F32 */
+    int64_t rows; /* 0: unused */
+} vibe_part;
+
 typedef struct {
     const float *attn_norm, *ffn_norm;
-    const void *w[4];  /* wqkv, wo, w13, w2 */
-    int64_t ld[4];     /* bytes from one row to the next */
-    int64_t type[4];   /* GGML type: 0 = F32 */
+    vibe_part m[4][PARTS]; /* wqkv, wo, w13, w2 */
 } vibe_layer;
 
 typedef struct {
@@ -71,18 +80,24 @@ static void f32_rows(const float *w, int64_t ldw, const float *x, int64_t M, int
     }
 }
 
-/* out [M, N] = x [M, K] @ w.T: this thread's share of the rows. x is quantized into the
- * thread's own `act` first when w is quantized (every thread does it: cheaper than a barrier). */
+/* out [M, N] = x [M, K] @ w.T: this thread's share of each part's rows. x is quantized into
+ * the thread's own `act` first when a part is quantized (every thread does it: cheaper than a
+ * barrier). */
 static void matmul(const vibe_layer *lay, int which, const float *x, void *act, int64_t M,
                    int64_t K, float *out, int64_t N) {
-    int64_t n0, n1;
-    vibe_split(N, &n0, &n1);
-    const int64_t type = lay->type[which];
-    if (type == F32) {
-        f32_rows(lay->w[which], lay->ld[which] / (int64_t)sizeof(float), x, M, K, out, N, n0, n1);
-    } else {
-        vibe_qact(x, K, M, K, act);
-        vibe_qdot_rows((int)type, lay->w[which], lay->ld[which], act, M, K, out, N, n0, n1);
+    const vibe_part *parts = lay->m[which];
+    int quantized = 0;
+    for (int p = 0; p < PARTS; p++) quantized |= parts[p].rows > 0 && parts[p].type != F32;
+    if (quantized) vibe_qact(x, K, M, K, act);
+    int64_t first = 0;
+    for (int p = 0; p < PARTS && parts[p].rows > 0; first += parts[p].rows, p++) {
+        const vibe_part *part = parts + p;
+        int64_t n0, n1;
+        vibe_split(part->rows, &n0, &n1);
+        if (part->type == F32)
+            f32_rows(part->w, part->ld / (int64_t)sizeof(float), x, M, K, out + first, N, n0, n1);
+        else
+            vibe_qdot_rows((int)part->type, part->w, part->ld, act, M, K, out + first, N, n0, n1);
     }
 }
 

@@ -32,14 +32,15 @@ MAX_ROWS = 16  # decode, speculative verify, or one token of each of up to 16 se
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
+PARTS = 3  # row blocks of different storage in one fused matrix (q|k|v)
+
+
+class _Part(ctypes.Structure):
+    _fields_ = [("w", _ptr), ("ld", _i64), ("type", _i64), ("rows", _i64)]
+
+
 class _Layer(ctypes.Structure):
-    _fields_ = [
-        ("attn_norm", _ptr),
-        ("ffn_norm", _ptr),
-        ("w", _ptr * 4),
-        ("ld", _i64 * 4),
-        ("type", _i64 * 4),
-    ]
+    _fields_ = [("attn_norm", _ptr), ("ffn_norm", _ptr), ("m", (_Part * PARTS) * 4)]
 
 
 class _Model(ctypes.Structure):
@@ -70,19 +71,28 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def _matrix(w: Any, rows: int, cols: int) -> tuple[int, int, int] | None:
-    """(data pointer, bytes per row, GGML type) of a matrix the C step reads, else None."""
+def _matrix(w: Any, rows: int, cols: int) -> list[_Part] | None:
+    """The parts of a [rows, cols] matrix as the C step reads them, else None: an fp32
+    tensor, a `QuantWeight` the kernel runs, or a stack of those (`parts`)."""
+    parts = getattr(w, "parts", None)
+    if parts is not None:
+        if len(parts) > PARTS or w.shape != (rows, cols):
+            return None
+        found = [_matrix(p, p.shape[0], cols) for p in parts]
+        if any(f is None for f in found):
+            return None
+        return [f[0] for f in found if f is not None]
     if isinstance(w, torch.Tensor):
         ok = w.dtype == torch.float32 and w.device.type == "cpu" and w.stride(-1) == 1
         if not ok or tuple(w.shape) != (rows, cols):
             return None
-        return w.data_ptr(), w.stride(0) * 4, 0
-    data = getattr(w, "data", None)
-    if not isinstance(data, torch.Tensor) or data.stride(-1) != 1 or w.shape != (rows, cols):
+        return [_Part(w.data_ptr(), w.stride(0) * 4, 0, rows)]
+    data, qtype = getattr(w, "data", None), getattr(w, "qtype", None)  # engine.quant's
+    if not isinstance(data, torch.Tensor) or not isinstance(qtype, int) or data.stride(-1) != 1:
         return None
-    if not cpu_quant.kernel_runs(w.qtype, cols):
+    if w.shape != (rows, cols) or not cpu_quant.kernel_runs(qtype, cols):
         return None
-    return data.data_ptr(), data.stride(0), w.qtype
+    return [_Part(data.data_ptr(), data.stride(0), qtype, rows)]
 
 
 class FusedLayers:
@@ -130,11 +140,11 @@ class FusedLayers:
                 n.dtype != torch.float32 or not n.is_contiguous() for n in norms
             ):
                 return None
-            ptrs, lds, types = zip(*mats, strict=True)  # type: ignore[misc]
-            layers.append(
-                _Layer(norms[0].data_ptr(), norms[1].data_ptr(), (_ptr * 4)(*ptrs),
-                       (_i64 * 4)(*lds), (_i64 * 4)(*types))
-            )  # fmt: skip
+            table = ((_Part * PARTS) * 4)()
+            for i, parts in enumerate(mats):
+                for j, part in enumerate(parts or ()):
+                    table[i][j] = part
+            layers.append(_Layer(norms[0].data_ptr(), norms[1].data_ptr(), table))
         return FusedLayers(model, lib, layers)
 
     def run(

@@ -91,3 +91,47 @@ def decode_attention(
     scores = scores.masked_fill(~allowed, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     return torch.einsum("htn,nhd->thd", probs, v).to(q.dtype)
+
+
+def dequantize_weight(
+    data: torch.Tensor,
+    scale: torch.Tensor,
+    mins: torch.Tensor | None,
+    group: int,
+    cols: int,
+    fmt: str,
+) -> torch.Tensor:
+    """fp32 [N, cols] of a weight-only quantized matrix (`engine.kernels.triton_quant` layouts):
+    int8 / fp8 `data` [N, cols] times `scale[n, k // group]`; int4 `data` uint8 [N, cols // 2]
+    (value 2j in byte j's low nibble, 2j + 1 in its high one) times the scale plus `mins`."""
+    q = data
+    if fmt == "int4":
+        q = torch.stack((data & 15, data >> 4), -1).reshape(data.shape[0], -1)
+    w = q.float() * scale.float().repeat_interleave(group, 1)[:, :cols]
+    if mins is not None:
+        w += mins.float().repeat_interleave(group, 1)[:, :cols]
+    return w
+
+
+def quant_linear(
+    x: torch.Tensor,
+    data: torch.Tensor,
+    scale: torch.Tensor,
+    mins: torch.Tensor | None,
+    group: int,
+    cols: int,
+    fmt: str,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """x [..., cols] @ W.T in x's dtype, dequantising `chunk` rows of W at a time."""
+    parts = [
+        torch.nn.functional.linear(
+            x, dequantize_weight(data[r : r + chunk], scale[r : r + chunk],
+                                 None if mins is None else mins[r : r + chunk], group, cols,
+                                 fmt).to(x.dtype),
+        )
+        for r in range(0, data.shape[0], chunk)
+    ]  # fmt: skip
+    if not parts:
+        return x.new_empty((*x.shape[:-1], 0))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)

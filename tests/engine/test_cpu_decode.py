@@ -16,6 +16,7 @@ from engine.batch import BatchDecoder
 from engine.checkpoint import resolve
 from engine.engine import load_model
 from engine.kernels import cpu_decode
+from engine.quant import StackedWeight
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 RTOL = 1e-4
@@ -60,11 +61,16 @@ def test_decode_and_verify_steps_match_the_torch_path(kind, tiny_dir, prompt_ids
     assert _rel(fused_cache.v[:, :, :n], ref_cache.v[:, :, :n]) < RTOL
 
 
-@pytest.mark.parametrize("qtype", [2, 3, 8])  # Q4_0, Q4_1, Q8_0
+@pytest.mark.parametrize("qtype", [2, 3, 8, "mixed"])  # Q4_0, Q4_1, Q8_0, Q4_1 with Q8_0 v
 def test_quantized_gguf_steps_match_the_torch_path(qtype, tmp_path, monkeypatch):
     from tests.engine.test_quant import write_tiny_gguf
 
-    model = load_model(resolve(write_tiny_gguf(tmp_path / "t.gguf", qtype)), "cpu", "float32", 64)
+    odd = {"blk.0.attn_v.weight": 8, "blk.1.ffn_up.weight": 8} if qtype == "mixed" else None
+    path = write_tiny_gguf(tmp_path / "t.gguf", 3 if qtype == "mixed" else qtype, odd)
+    model = load_model(resolve(path), "cpu", "float32", 64)
+    if qtype == "mixed":  # fused q|k|v and gate|up stack parts of two types
+        assert isinstance(model.layers[0].wqkv, StackedWeight)
+        assert isinstance(model.layers[1].w13, StackedWeight)
     assert cpu_decode.fused_layers(model) is not None
     prompt = torch.randint(0, 256, (9,), generator=torch.Generator().manual_seed(2)).tolist()
     tokens = [[3], [4], [10, 11, 12], [5]]

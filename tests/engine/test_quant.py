@@ -23,7 +23,7 @@ gguf = pytest.importorskip("gguf")
 from engine.checkpoint import resolve  # noqa: E402
 from engine.engine import load_model  # noqa: E402
 from engine.kernels import cpu_quant  # noqa: E402
-from engine.quant import QuantWeight  # noqa: E402
+from engine.quant import QuantWeight, StackedWeight  # noqa: E402
 
 TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8}
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
@@ -189,7 +189,11 @@ def test_other_types_are_dequantised_with_a_notice(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dequantising MXFP4 weights" in err
     lay = model.layers[0]
-    assert isinstance(lay.wqkv, torch.Tensor)  # q, k and v share one fused matrix
+    # q and k stay Q4_0 in the fused q|k|v matrix; v's part is expanded.
+    assert isinstance(lay.wqkv, StackedWeight)
+    q, k, v = lay.wqkv.parts
+    assert isinstance(q, QuantWeight) and isinstance(k, QuantWeight) and q.qtype == k.qtype == 2
+    assert isinstance(v, torch.Tensor) and v.dtype == torch.float32
     assert isinstance(lay.w13, QuantWeight) and isinstance(lay.wo, QuantWeight)
     plain = load_model(ckpt, "cpu", "float32", 64, dequantize=True)
     assert capsys.readouterr().err == ""  # --dequantize: nothing to announce

@@ -25,8 +25,8 @@ gguf = pytest.importorskip("gguf")
 
 from engine.checkpoint import resolve  # noqa: E402
 from engine.engine import load_model  # noqa: E402
-from engine.kernels import cpu_quant  # noqa: E402
-from engine.quant import KEPT, QuantWeight  # noqa: E402
+from engine.kernels import cpu_decode, cpu_quant  # noqa: E402
+from engine.quant import KEPT, QuantWeight, StackedWeight  # noqa: E402
 from scripts.bench_quant import random_blocks  # noqa: E402
 from tests.engine.test_quant import _greedy, _logits, _rel, write_tiny_gguf  # noqa: E402
 
@@ -182,7 +182,7 @@ def test_columns_that_split_a_super_block_are_refused() -> None:
 def test_tiny_k_quant_gguf_runs_as_stored_and_matches_the_dequantised_model(tmp_path) -> None:
     # Q4_K attention and gate/up, Q5_K output projections, Q6_K down projections and the
     # (tied) embedding, as llama.cpp's Q4_K_M mixes them; layer 1's v is Q6_K too, so its fused
-    # q|k|v matrix (types differ) is expanded to fp32 at load.
+    # q|k|v matrix stacks a Q4_K part (q, k) and a Q6_K part (v), each run as stored.
     odd = {"token_embd.weight": 14, "blk.1.attn_v.weight": 14}
     for i in range(2):
         odd |= {f"blk.{i}.ffn_down.weight": 14, f"blk.{i}.attn_output.weight": 13}
@@ -202,7 +202,10 @@ def test_tiny_k_quant_gguf_runs_as_stored_and_matches_the_dequantised_model(tmp_
     }
     assert all(isinstance(w, QuantWeight) for w in kept.values())
     assert quant.lm_head is quant.embed
-    assert isinstance(quant.layers[1].wqkv, torch.Tensor)
+    stacked = quant.layers[1].wqkv
+    assert isinstance(stacked, StackedWeight)
+    assert [p.qtype for p in stacked.parts] == [12, 12, 14]
+    assert cpu_decode.fused_layers(quant) is not None  # the fused decode step reads the parts
     assert isinstance(quant.layers[1].w13, QuantWeight)
     assert quant.weight_bytes() < plain.weight_bytes() / 3
     ids = torch.randint(0, 256, (12,), generator=torch.Generator().manual_seed(1)).tolist()
