@@ -130,6 +130,19 @@ class BatchDecoder:
         out, reused = self.slots[slot].prefill(prompt)
         return out.logits[-1], reused
 
+    def prefill_chunk(
+        self, slot: int, prompt: Sequence[int], budget: int
+    ) -> tuple[torch.Tensor | None, int]:
+        """Run at most `budget` more tokens of `prompt` into the slot (chunked prefill: call
+        again between decode steps until done). (next-token logits [V] once the whole prompt
+        is in, else None; tokens of `prompt` the slot held before this chunk)."""
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, got {budget}")
+        have = min(common_prefix(self.slots[slot].ids, prompt), len(prompt) - 1)
+        end = min(len(prompt), have + budget)
+        out, reused = self.slots[slot].prefill(prompt[:end])
+        return (out.logits[-1] if end == len(prompt) else None), reused
+
     @torch.inference_mode()
     def step(self, slots: Sequence[int], tokens: Sequence[int]) -> torch.Tensor:
         """Append tokens[b] to slot slots[b] in one forward step; next-token logits [B, V]."""

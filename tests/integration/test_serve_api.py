@@ -191,7 +191,8 @@ def test_metrics_are_prometheus_text(server):
     text = httpx.get(server.base + "/metrics").text
     for name in ("generation_tokens_total", "generation_tokens_per_second", "num_requests_running",
                  "num_requests_waiting", "batch_size", "kv_cache_usage_ratio",
-                 "time_to_first_token_seconds_count"):  # fmt: skip
+                 "time_to_first_token_seconds_count", "num_requests_prefilling",
+                 "queued_prompt_tokens", "prefill_chunks_total", "prefill_tokens_total"):  # fmt: skip
         assert re.search(rf"^vibe_serve_{name}\{{", text, re.M), name
     assert "# TYPE vibe_serve_time_to_first_token_seconds histogram" in text
 
@@ -210,3 +211,6 @@ def test_cli_errors_are_one_line(tmp_path: Path):
         r.stderr.strip()
         == "error: --api-key-env SURELY_UNSET_VAR_X: that variable is not set or empty"
     )
+    r = subprocess.run([sys.executable, "-m", "vibe", "serve", "--model", "x", "--prefill-chunk",
+                        "0"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (r.returncode, r.stderr) == (1, "error: --prefill-chunk must be >= 1\n")

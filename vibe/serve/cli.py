@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from vibe.serve.scheduler import PREFILL_CHUNK  # no torch: the engine loads in main()
+
 
 class _UsageError(Exception):
     pass
@@ -40,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=16, help="sequences decoded together")
     p.add_argument("--max-queue", type=int, default=64, help="waiting sequences before 503")
     p.add_argument(
+        "--prefill-chunk",
+        type=int,
+        default=PREFILL_CHUNK,
+        metavar="N",
+        help=f"prompt tokens prefilled between two decode steps (default {PREFILL_CHUNK}): "
+        "smaller keeps running streams smoother while a long prompt comes in",
+    )
+    p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: per device)")
@@ -64,6 +74,8 @@ def _validate(args: argparse.Namespace) -> str | None:
         raise _UsageError("--port must be in [0, 65535]")
     if args.max_batch < 1 or args.max_queue < 0:
         raise _UsageError("--max-batch must be >= 1 and --max-queue >= 0")
+    if args.prefill_chunk < 1:
+        raise _UsageError("--prefill-chunk must be >= 1")
     if args.tp < 1:
         raise _UsageError("--tp must be >= 1")
     if args.spec_k is not None and (args.draft is None or args.spec_k < 1):
@@ -126,7 +138,7 @@ def main(argv: list[str]) -> int:
 
     name = args.served_model_name or args.model
     metrics = Metrics(name)
-    scheduler = Scheduler(engine, args.max_batch, args.max_queue, metrics)
+    scheduler = Scheduler(engine, args.max_batch, args.max_queue, metrics, args.prefill_chunk)
     scheduler.start()
     app = build_app(ServeState(engine, scheduler, metrics, name, key, int(time.time())))
     config = uvicorn.Config(

@@ -22,6 +22,11 @@ class Metrics:
         self.running = self.waiting = 0
         self.kv = (0, 0, 0)
         self.steps = 0
+        self.prefilling = 0
+        self.queued_prompt_tokens = 0
+        self.prefill_chunks = 0
+        self.prefill_tokens = 0
+        self.prefill_seconds = 0.0
         self.step_seqs = 0
         self.last_batch = 0
         self.ttft_sum = 0.0
@@ -55,13 +60,27 @@ class Metrics:
             self.step_seqs += batch
             self.last_batch = batch
 
+    def prefill_chunk(self, tokens: int, seconds: float) -> None:
+        with self._lock:
+            self.prefill_chunks += 1
+            self.prefill_tokens += tokens
+            self.prefill_seconds += seconds
+
     def finished(self, reason: str) -> None:
         with self._lock:
             self.requests[reason] = self.requests.get(reason, 0) + 1
 
-    def gauges(self, running: int, waiting: int, kv: tuple[int, int, int]) -> None:
+    def gauges(
+        self,
+        running: int,
+        waiting: int,
+        kv: tuple[int, int, int],
+        prefilling: int = 0,
+        queued_prompt_tokens: int = 0,
+    ) -> None:
         with self._lock:
             self.running, self.waiting, self.kv = running, waiting, kv
+            self.prefilling, self.queued_prompt_tokens = prefilling, queued_prompt_tokens
             if not running:
                 self.last_batch = 0
 
@@ -84,37 +103,35 @@ class Metrics:
                     lines.append(f"vibe_serve_{name}{labels} {value:g}")
 
             m = f'{{model="{self.model}"}}'
-            metric("generation_tokens_total", "counter", "Tokens generated.", [(m, self.generated)])
-            metric(
-                "prompt_tokens_total",
-                "counter",
-                "Prompt tokens received.",
-                [(m, self.prompt_tokens)],
-            )
-            metric("generation_tokens_per_second", "gauge",
-                   f"Tokens generated per second over the last {RATE_WINDOW_S:g} s.", [(m, tps)])  # fmt: skip
-            metric(
-                "num_requests_running",
-                "gauge",
-                "Sequences in the running batch.",
-                [(m, self.running)],
-            )
-            metric(
-                "num_requests_waiting",
-                "gauge",
-                "Sequences waiting in the queue.",
-                [(m, self.waiting)],
-            )
-            metric(
-                "batch_size", "gauge", "Sequences in the last decode step.", [(m, self.last_batch)]
-            )
             avg = self.step_seqs / self.steps if self.steps else 0.0
-            metric("batch_size_mean", "gauge", "Mean sequences per decode step.", [(m, avg)])
-            metric("decode_steps_total", "counter", "Decode steps run.", [(m, self.steps)])
-            metric("kv_cache_usage_ratio", "gauge", "Cached tokens over KV slot capacity.",
-                   [(m, used / capacity if capacity else 0.0)])  # fmt: skip
-            metric("kv_cache_tokens", "gauge", "Tokens held in KV slots.", [(m, used)])
-            metric("kv_cache_bytes", "gauge", "Bytes allocated to KV slots.", [(m, nbytes)])
+            single: list[tuple[str, str, str, float]] = [
+                ("generation_tokens_total", "counter", "Tokens generated.", self.generated),
+                ("prompt_tokens_total", "counter", "Prompt tokens received.", self.prompt_tokens),
+                ("generation_tokens_per_second", "gauge",
+                 f"Tokens generated per second over the last {RATE_WINDOW_S:g} s.", tps),
+                ("num_requests_running", "gauge",
+                 "Sequences holding a KV slot (decoding or prefilling).", self.running),
+                ("num_requests_waiting", "gauge", "Sequences waiting in the queue.", self.waiting),
+                ("num_requests_prefilling", "gauge",
+                 "Sequences whose prompt is being prefilled in chunks.", self.prefilling),
+                ("queued_prompt_tokens", "gauge",
+                 "Prompt tokens waiting or not prefilled yet.", self.queued_prompt_tokens),
+                ("batch_size", "gauge", "Sequences in the last decode step.", self.last_batch),
+                ("batch_size_mean", "gauge", "Mean sequences per decode step.", avg),
+                ("decode_steps_total", "counter", "Decode steps run.", self.steps),
+                ("prefill_chunks_total", "counter",
+                 "Prefill chunks run between decode steps.", self.prefill_chunks),
+                ("prefill_tokens_total", "counter",
+                 "Prompt tokens computed (not reused from the prefix cache).", self.prefill_tokens),
+                ("prefill_seconds_total", "counter", "Seconds spent prefilling.",
+                 self.prefill_seconds),
+                ("kv_cache_usage_ratio", "gauge", "Cached tokens over KV slot capacity.",
+                 used / capacity if capacity else 0.0),
+                ("kv_cache_tokens", "gauge", "Tokens held in KV slots.", used),
+                ("kv_cache_bytes", "gauge", "Bytes allocated to KV slots.", nbytes),
+            ]  # fmt: skip
+            for name, kind, help_, value in single:
+                metric(name, kind, help_, [(m, value)])
             reqs = [
                 (f'{{model="{self.model}",finish="{k}"}}', v)
                 for k, v in sorted(self.requests.items())

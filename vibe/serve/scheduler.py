@@ -2,9 +2,16 @@
 
 Requests `submit` a `SeqRequest` and read token ids from their `Sequence` (an asyncio queue fed
 from the engine thread). The engine thread loops: drop cancelled sequences, admit waiting ones
-up to `max_batch` (prefilling each in its own KV slot), then run one decode step for the whole
-running batch and hand each sequence its token. Sequences join and leave between steps
-(continuous batching); a cancelled one frees its slot before the next step.
+up to `max_batch`, prefill at most `prefill_chunk` prompt tokens (first come, first served,
+each sequence in its own KV slot), then run one decode step for the whole running batch and hand
+each sequence its token. Sequences join and leave between steps (continuous batching); a
+cancelled one frees its slot before the next step.
+
+Chunked prefill (vLLM's): a long prompt goes in over several iterations, `prefill_chunk` tokens
+each, so the running streams keep getting a token after every chunk instead of stalling for the
+whole prefill. A sequence's slot is taken when its first chunk runs (after the sequences ahead
+of it are fully in, so their shared prefix is there to copy). A sequence's own computation does
+not depend on what else runs, so a greedy request gives the tokens it gives alone.
 
 Two executors: `BatchDecoder` steps every running sequence in one batched forward (one device,
 no draft head); with a draft head or tensor parallelism the engine's own speculative/parallel
@@ -23,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vibe.serve.metrics import Metrics
+
+PREFILL_CHUNK = 256  # prompt tokens prefilled between two decode steps
 
 
 class QueueFullError(Exception):
@@ -86,16 +95,26 @@ class Sequence:
 class Scheduler:
     """Owns the engine thread; thread-safe `submit`, `cancel` through the Sequence."""
 
-    def __init__(self, engine: Any, max_batch: int, max_queue: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        max_batch: int,
+        max_queue: int,
+        metrics: Metrics,
+        prefill_chunk: int = PREFILL_CHUNK,
+    ) -> None:
         from engine.batch import BatchDecoder, batchable
 
-        self.engine, self.metrics = engine, metrics
+        if prefill_chunk < 1:
+            raise ValueError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
+        self.engine, self.metrics, self.prefill_chunk = engine, metrics, prefill_chunk
         self.batched = batchable(engine.model) and engine.speculator is None
         self.max_batch = max_batch if self.batched else 1
         self.max_queue = max_queue
         self.decoder = BatchDecoder(engine.model, self.max_batch) if self.batched else None
         self.waiting: deque[Sequence] = deque()
-        self.running: list[Sequence] = []
+        self.running: list[Sequence] = []  # decoding
+        self.prefilling: deque[Sequence] = deque()  # admitted, prompt not fully in yet
         self._cond = threading.Condition()
         self._stop = False
         self._accepting = True
@@ -124,38 +143,48 @@ class Scheduler:
         with self._cond:
             self._accepting = False
             self._stop = True
-            for seq in [*self.waiting, *self.running]:
+            for seq in [*self.waiting, *self.prefilling, *self.running]:
                 seq.cancel()
             self._cond.notify()
         self._thread.join(timeout=30)
 
     def counts(self) -> tuple[int, int]:
-        return len(self.running), len(self.waiting)
+        """(sequences holding a slot: decoding or prefilling, sequences waiting)."""
+        return len(self.running) + len(self.prefilling), len(self.waiting)
 
     # -- engine thread ----------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._stop and not self.waiting and not self.running:
+                while not (self._stop or self.waiting or self.running or self.prefilling):
                     self._cond.wait()
                 if self._stop:
-                    admit: list[Sequence] = []
-                    for seq in [*self.waiting, *self.running]:
+                    for seq in [*self.waiting, *self.prefilling, *self.running]:
                         self._finish(seq, "cancelled")
                     self.waiting.clear()
+                    self.prefilling.clear()
                     self.running.clear()
                     return
-                admit = []
-                while self.waiting and len(self.running) + len(admit) < self.max_batch:
+                admit: list[Sequence] = []
+                held = len(self.running) + len(self.prefilling)
+                while self.waiting and held + len(admit) < self.max_batch:
                     admit.append(self.waiting.popleft())
+                queued = sum(len(s.request.prompt) for s in self.waiting)
             self.running = [s for s in self.running if not self._dropped(s)]
+            self.prefilling = deque(s for s in self.prefilling if not self._dropped(s))
             for seq in admit:
                 if not self._dropped(seq):
                     self._admit(seq)
+            if self.prefilling:
+                self._prefill()
             if self.running:
                 self._step()
-            self.metrics.gauges(len(self.running), len(self.waiting), self._kv())
+            queued += sum(self._unprefilled(s) for s in self.prefilling)
+            self.metrics.gauges(
+                len(self.running) + len(self.prefilling), len(self.waiting), self._kv(),
+                len(self.prefilling), queued,
+            )  # fmt: skip
 
     def _dropped(self, seq: Sequence) -> bool:
         if seq.cancelled:
@@ -164,25 +193,54 @@ class Scheduler:
         return False
 
     def _admit(self, seq: Sequence) -> None:
-        """Prefill `seq` and emit its first token; on failure only this sequence fails."""
+        """Queue `seq` for chunked prefill (serial mode: start its stream)."""
         import torch
 
         req = seq.request
         gen = torch.Generator(device=self.engine.model.device)
         gen.manual_seed(req.seed) if req.seed is not None else gen.seed()
         seq.generator = gen
-        try:
-            if self.decoder is None:
-                seq.stream = self._serial_stream(seq)
-                self.running.append(seq)
-                return
-            seq.slot = self.decoder.acquire(req.prompt)
-            logits, seq.reused = self.decoder.prefill(seq.slot, req.prompt)
+        if self.decoder is None:
+            seq.stream = self._serial_stream(seq)
             self.running.append(seq)
-            self._emit(seq, self._sample(seq, logits))
-        except Exception as exc:  # one failing request never takes the server down
-            self._finish(seq, "error", exc)
-            self.running = [s for s in self.running if s is not seq]
+        else:
+            self.prefilling.append(seq)
+
+    def _prefill(self) -> None:
+        """Prefill up to `prefill_chunk` prompt tokens, oldest sequence first; a sequence whose
+        prompt is in samples its first token and joins the running batch."""
+        assert self.decoder is not None
+        budget = self.prefill_chunk
+        while self.prefilling and budget > 0:
+            seq = self.prefilling[0]
+            prompt = seq.request.prompt
+            t0 = time.perf_counter()
+            try:
+                first = seq.slot is None
+                if first:
+                    seq.slot = self.decoder.acquire(prompt)
+                logits, before = self.decoder.prefill_chunk(seq.slot, prompt, budget)
+                if first:
+                    seq.reused = before
+                ran = len(self.decoder.ids(seq.slot)) - before
+                budget -= ran
+                self.metrics.prefill_chunk(ran, time.perf_counter() - t0)
+                if logits is None:
+                    continue
+                tok = self._sample(seq, logits)
+            except Exception as exc:  # one failing request never takes the server down
+                self.prefilling.popleft()
+                self._finish(seq, "error", exc, keep=False)
+                continue
+            self.prefilling.popleft()
+            self.running.append(seq)
+            self._emit(seq, tok)
+
+    def _unprefilled(self, seq: Sequence) -> int:
+        """Prompt tokens of a prefilling sequence not in its slot yet."""
+        if seq.slot is None or self.decoder is None:
+            return len(seq.request.prompt)
+        return len(seq.request.prompt) - len(self.decoder.ids(seq.slot))
 
     def _serial_stream(self, seq: Sequence) -> Iterator[int]:
         from engine.events import Timings
