@@ -20,12 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_linear.h"
 #include "cpu_quant.h"
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define VIBE_SIMD 1
-#endif
 
 enum { F32 = 0, WQKV = 0, WO = 1, W13 = 2, W2 = 3 };
 
@@ -52,34 +48,6 @@ typedef struct {
     const vibe_layer *layers;
 } vibe_model;
 
-/* out[m * ldo + n] = dot(x[m], w[n]) for fp32 rows n in [n0, n1). */
-static void f32_rows(const float *w, int64_t ldw, const float *x, int64_t M, int64_t K,
-                     float *out, int64_t ldo, int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; n++) {
-        const float *wr = w + n * ldw;
-        for (int64_t m = 0; m < M; m++) {
-            const float *xr = x + m * K;
-            float s = 0.0f;
-            int64_t k = 0;
-#ifdef VIBE_SIMD
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (; k + 32 <= K; k += 32) {
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(xr + k), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 8), _mm256_loadu_ps(xr + k + 8), a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 16), _mm256_loadu_ps(xr + k + 16), a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 24), _mm256_loadu_ps(xr + k + 24), a3);
-            }
-            __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-            __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-            lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-            s = _mm_cvtss_f32(_mm_add_ss(lo, _mm_movehdup_ps(lo)));
-#endif
-            for (; k < K; k++) s += wr[k] * xr[k];
-            out[m * ldo + n] = s;
-        }
-    }
-}
-
 /* out [M, N] = x [M, K] @ w.T: this thread's share of each part's rows. x is quantized into
  * the thread's own `act` first when a part is quantized (every thread does it: cheaper than a
  * barrier). */
@@ -95,7 +63,8 @@ static void matmul(const vibe_layer *lay, int which, const float *x, void *act, 
         int64_t n0, n1;
         vibe_split(part->rows, &n0, &n1);
         if (part->type == F32)
-            f32_rows(part->w, part->ld / (int64_t)sizeof(float), x, M, K, out + first, N, n0, n1);
+            vibe_f32_rows(x, K, part->w, part->ld / (int64_t)sizeof(float), out + first, N, M, K,
+                          n0, n1);
         else
             vibe_qdot_rows((int)part->type, part->w, part->ld, act, M, K, out + first, N, n0, n1);
     }

@@ -61,7 +61,7 @@ class _Model(ctypes.Structure):
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    sources = [_HERE / "cpu_decode.c", *sorted(_HERE.glob("cpu_quant*.c"))]
+    sources = [_HERE / "cpu_decode.c", _HERE / "cpu_linear.c", *sorted(_HERE.glob("cpu_quant*.c"))]
     lib = build_library(sources, "cpu_decode")
     if lib is None:
         return None

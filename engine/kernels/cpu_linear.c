@@ -6,10 +6,14 @@
  * element is computed by the same sequence of operations whatever M is, so a row's result does
  * not depend on how many rows are verified together.
  *
- * Threads: OpenMP over blocks of weight rows, sharing torch's runtime (same libgomp soname).
+ * Threads: OpenMP over ranges of weight rows, sharing torch's runtime (same libgomp soname);
+ * vibe_f32_rows is the one-thread row range the fused decode step (cpu_decode.c) calls.
  */
 #include <math.h>
 #include <stdint.h>
+
+#include "cpu_linear.h"
+#include "cpu_threads.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -72,37 +76,48 @@ static inline __attribute__((always_inline)) void block(
     }
 }
 
-/* Blocks of R rows shared out among the threads; leftover rows one at a time. */
-#define RUN(R_, M_)                                                                      \
+/* Rows [n0, n1) in blocks of R, leftover rows one at a time. */
+#define RANGE(R_, M_)                                                                    \
     {                                                                                    \
-        const int64_t nb = N / (R_);                                                     \
-        _Pragma("omp parallel for schedule(static)") for (int64_t b = 0; b < nb; b++)    \
-            block(x, ldx, w, ldw, out, ldo, b * (R_), (R_), (M_), K);                    \
-        for (int64_t n = nb * (R_); n < N; n++) block(x, ldx, w, ldw, out, ldo, n, 1, (M_), K); \
+        int64_t n = n0;                                                                  \
+        for (; n + (R_) <= n1; n += (R_)) block(x, ldx, w, ldw, out, ldo, n, (R_), (M_), K); \
+        for (; n < n1; n++) block(x, ldx, w, ldw, out, ldo, n, 1, (M_), K);              \
     }                                                                                    \
     break;
 
-/* Returns 0 on success, -1 when M is out of range (the caller falls back to torch). */
+void vibe_f32_rows(const float *x, int64_t ldx, const float *w, int64_t ldw, float *out,
+                   int64_t ldo, int64_t M, int64_t K, int64_t n0, int64_t n1) {
+    switch (M) {
+        case 1: RANGE(8, 1)
+        case 2: RANGE(8, 2)
+        case 3: RANGE(6, 3)
+        case 4: RANGE(4, 4)
+        case 5: RANGE(4, 5)
+        case 6: RANGE(3, 6)
+        case 7: RANGE(3, 7)
+        case 8: RANGE(2, 8)
+        case 9: RANGE(2, 9)
+        case 10: RANGE(2, 10)
+        case 11: RANGE(2, 11)
+        case 12: RANGE(1, 12)
+        case 13: RANGE(1, 13)
+        case 14: RANGE(1, 14)
+        case 15: RANGE(1, 15)
+        default: RANGE(1, 16)
+    }
+}
+
+/* Returns 0 on success, -1 when M is out of range (the caller falls back to torch). Threads
+ * take contiguous ranges of whole 8-row blocks. */
 int vibe_linear_f32(const float *x, int64_t ldx, const float *w, int64_t ldw, float *out,
                     int64_t ldo, int64_t M, int64_t N, int64_t K) {
-    switch (M) {
-        case 1: RUN(8, 1)
-        case 2: RUN(8, 2)
-        case 3: RUN(6, 3)
-        case 4: RUN(4, 4)
-        case 5: RUN(4, 5)
-        case 6: RUN(3, 6)
-        case 7: RUN(3, 7)
-        case 8: RUN(2, 8)
-        case 9: RUN(2, 9)
-        case 10: RUN(2, 10)
-        case 11: RUN(2, 11)
-        case 12: RUN(1, 12)
-        case 13: RUN(1, 13)
-        case 14: RUN(1, 14)
-        case 15: RUN(1, 15)
-        case 16: RUN(1, 16)
-        default: return -1;
+    if (M < 1 || M > MAX_M) return -1;
+#pragma omp parallel
+    {
+        int64_t b0, b1;
+        vibe_split((N + 7) / 8, &b0, &b1);
+        const int64_t n1 = b1 * 8 < N ? b1 * 8 : N;
+        vibe_f32_rows(x, ldx, w, ldw, out, ldo, M, K, b0 * 8, n1);
     }
     return 0;
 }

@@ -6,9 +6,7 @@
 #define VIBE_CPU_QUANT_H
 #include <stdint.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "cpu_threads.h"
 
 /* 1 when weights of GGML type `qtype` with K columns run here (else the caller dequantizes). */
 int vibe_qtype_ok(int qtype, int64_t K);
@@ -19,15 +17,4 @@ void vibe_qact(const float *x, int64_t ldx, int64_t M, int64_t K, void *act);
 /* out[m * ldo + n] = dot(x[m], dequant(w[n])) for n in [n0, n1), every m < M. */
 void vibe_qdot_rows(int qtype, const uint8_t *w, int64_t ldw, const void *act, int64_t M,
                     int64_t K, float *out, int64_t ldo, int64_t n0, int64_t n1);
-
-/* This thread's share [*lo, *hi) of n items inside an OpenMP parallel region. */
-static inline void vibe_split(int64_t n, int64_t *lo, int64_t *hi) {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-    const int64_t t = 0, T = 1;
-#endif
-    *lo = n * t / T;
-    *hi = n * (t + 1) / T;
-}
 #endif
