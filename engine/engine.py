@@ -20,7 +20,7 @@ from engine.errors import (
     EngineOutOfMemory,
 )
 from engine.events import ChatEvent, Finished, Timings, Usage
-from engine.kernels import cpu_linear, cpu_quant
+from engine.kernels import cpu_linear, cpu_quant, omp
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.quant import quant_plan
@@ -184,7 +184,12 @@ class Engine:
             # Under TP the head drafts on rank 0 against a full-vocabulary view of the target.
             head = load_head(draft, draft_target(model, ckpt))
             speculator = Speculator(EagleDrafter(head), spec_k or 4)
-        return cls(ckpt, model, tokenizer, speculator)
+        # Loading started this thread's OpenMP workers; the thread that generates (often
+        # another: vibe serve, the agent's provider) starts its own. Two live pools on few
+        # cores make every barrier of a decode step sleep instead of spin (engine.kernels.omp).
+        engine = cls(ckpt, model, tokenizer, speculator)
+        omp.release_workers()
+        return engine
 
     @property
     def context_length(self) -> int:
