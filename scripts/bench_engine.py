@@ -250,7 +250,8 @@ def main(argv: list[str]) -> int:
     bandwidth = read_bandwidth()
     if args.threads:
         torch.set_num_threads(args.threads)
-    eng = Engine.load(args.model, device="cpu", dtype="float32")
+    # fp32 weights on both sides: a GGUF is expanded as transformers holds it
+    eng = Engine.load(args.model, device="cpu", dtype="float32", dequantize=True)
     prompt = eng.tokenizer.encode_chat([{"role": "user", "content": TEXT}], None, None)
     weight_bytes = eng.model.weight_bytes()
     reference = hf_reference(eng)

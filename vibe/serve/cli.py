@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads for torch (default on CPU: all cores but one, kept for HTTP)",
+        help="CPU threads for the engine (default: every core)",
     )
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size (GPUs; CPU: processes)")
     p.add_argument("--draft", default=None, help="EAGLE draft head folder (speculative decoding)")
@@ -114,11 +114,6 @@ def main(argv: list[str]) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    elif not torch.cuda.is_available() or (args.device or "").startswith("cpu"):
-        # Leave one core to the HTTP event loop: sharing every core between torch's OpenMP
-        # pool and the server thread measured slower (SmolLM2 Q4_1, 2-core VM: one stream
-        # 40 -> 65 tok/s, eight streams 95 -> 103 tok/s with one torch thread).
-        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     try:
         engine = Engine.load(
             args.model, tp=args.tp, draft=args.draft, device=args.device, dtype=args.dtype,
