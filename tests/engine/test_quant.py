@@ -53,7 +53,7 @@ def test_dequantize_matches_gguf_py(name: str) -> None:
 
 @needs_compiler
 @pytest.mark.parametrize("name", TYPES)
-@pytest.mark.parametrize("m", [1, 3, 4, 17])
+@pytest.mark.parametrize("m", [1, 3, 4, 17, 300])
 def test_kernel_matches_dequantised_linear(name: str, m: int) -> None:
     assert cpu_quant.enabled(), "cpu_quant.c failed to compile or load"
     qtype = TYPES[name]

@@ -110,7 +110,7 @@ def test_the_test_quantizer_round_trips_through_gguf_py(name: str) -> None:
 
 @needs_compiler
 @pytest.mark.parametrize("name", K_TYPES)
-@pytest.mark.parametrize("m", [1, 3, 4, 17])
+@pytest.mark.parametrize("m", [1, 3, 4, 17, 300])
 def test_kernel_matches_dequantised_linear(name: str, m: int) -> None:
     assert cpu_quant.enabled(), "cpu_quant.c failed to compile or load"
     qtype = K_TYPES[name]
