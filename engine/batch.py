@@ -10,22 +10,30 @@ Slots outlive their sequences: a finished sequence's tokens stay cached, and a n
 the free slot sharing its longest prefix, or copies that prefix from any other slot (the prefix
 cache across requests: a system prompt every session shares is computed once).
 
+Slot memory: on CPU each slot's cache is allocated when the slot is first used. When the fused
+kernels run (CUDA; `VIBE_KERNELS=triton` under the interpreter) every slot is a view into one
+`KVPool` reserved up front, and a step runs through `BatchKernelOps`: one batched Triton decode
+attention over all the sequences' slots, each at its own length, with no host sync.
+
 Tokenizer-free and policy-free: the scheduler (`vibe serve`) decides who runs; this module only
 holds the slots and runs the steps.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from engine import fast_path
 from engine.decoder import Decoder, common_prefix
+from engine.errors import EngineOutOfMemory
 from engine.kernels import cpu_decode
 from engine.kernels.cpu_linear import linear
-from engine.kv_cache import KVCache
+from engine.kv_cache import KVCache, KVPool
 from engine.layer import StepOps, rms_norm, run_layers
 from engine.model import Transformer
 from engine.rope import llama4_query_scale
@@ -91,6 +99,18 @@ class BatchDecoder:
         self.model, self.max_slots = model, max_slots
         self.slots: list[Decoder] = []
         self.busy: set[int] = set()
+        self.pool: KVPool | None = None  # the slots' caches when the fused kernels run
+        if fast_path.wanted(model.norm, 1):
+            c = model.local
+            shape = (c.n_layers, c.n_kv_heads, model.max_len, c.head_dim)
+            try:
+                self.pool = KVPool(max_slots, *shape, model.dtype, model.device)
+            except torch.OutOfMemoryError:
+                gib = 2 * max_slots * math.prod(shape) * model.dtype.itemsize / 2**30
+                raise EngineOutOfMemory(
+                    f"the KV cache of {max_slots} sequences of {model.max_len} tokens needs "
+                    f"{gib:.1f} GiB more than the device has: lower the batch size or the context"
+                ) from None
 
     @property
     def max_len(self) -> int:
@@ -104,7 +124,8 @@ class BatchDecoder:
         if free and (max(shared[i] for i in free) > 0 or len(self.slots) >= self.max_slots):
             slot = max(free, key=lambda i: shared[i])
         elif len(self.slots) < self.max_slots:
-            self.slots.append(Decoder(self.model))
+            cache = None if self.pool is None else self.pool.slot(len(self.slots))
+            self.slots.append(Decoder(self.model, cache))
             slot = len(self.slots) - 1
             shared[slot] = 0
         else:
@@ -159,16 +180,31 @@ class BatchDecoder:
         if fused is not None and fused.run(x, starts, [d.cache for d in decs]) is not None:
             hidden = rms_norm(x, model.norm, model.cfg.norm_eps)
         else:
-            ops = BatchOps(model, [d.cache for d in decs], positions, starts)
-            hidden, _ = run_layers(ops, model.layers, x, model.norm)
+            hidden, _ = run_layers(self._ops(slots, positions, starts), model.layers, x, model.norm)
         for d, tok in zip(decs, tokens, strict=True):
             d.ids.append(tok)
             d.cache.length = len(d.ids)
         logits = linear(hidden, model.lm_head)
         return model.tp.gather_logits(logits, model.cfg.vocab_size)
 
+    def _ops(self, slots: Sequence[int], positions: torch.Tensor, starts: list[int]) -> StepOps:
+        """The batched fused kernels over the pool where they run, else SDPA per sequence."""
+        model = self.model
+        if self.pool is not None and fast_path.wanted(model.norm, 1):
+            cfg = model.cfg
+            heads = (model.local.n_heads, model.local.n_kv_heads, cfg.head_dim)
+            slot_ids = torch.tensor(list(slots), device=model.device)
+            return fast_path.BatchKernelOps(
+                heads, cfg.norm_eps, model.cos, model.sin, positions, self.pool, slot_ids,
+                cfg.sliding_window or None, llama4_query_scale(cfg, positions), model.tp.reduce,
+            )  # fmt: skip
+        return BatchOps(model, [self.slots[s].cache for s in slots], positions, starts)
+
     def stats(self) -> SlotStats:
-        nbytes = sum(d.cache.nbytes() for d in self.slots)
+        if self.pool is not None:  # reserved up front
+            nbytes = self.pool.nbytes()
+        else:
+            nbytes = sum(d.cache.nbytes() for d in self.slots)
         cached = sum(len(d.ids) for d in self.slots)
         return SlotStats(
             len(self.slots), len(self.busy), cached, len(self.slots) * self.max_len, nbytes

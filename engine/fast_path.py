@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from engine import kernels
-from engine.kv_cache import KVCache
+from engine.kv_cache import KVCache, KVPool
 from engine.layer import StepOps
 
 MAX_TOKENS = 16  # decode (1) and speculative verify (K + 1); longer steps are prefill
@@ -62,3 +62,39 @@ class KernelOps(StepOps):
         v_cache = self.cache.v[layer].transpose(0, 1)
         kernels.kv_cache_write(k_cache, v_cache, k, v, self.positions)
         return kernels.decode_attention(q, k_cache, v_cache, self.length, D**-0.5, self.window)
+
+
+class BatchKernelOps(StepOps):
+    """The fused kernels for B sequences' one new token each (continuous batching): row b sits at
+    positions[b] of pool slot slots[b] (both [B] device tensors: no host sync). Norms and rotary
+    are `KernelOps`'s with the B rows as tokens; attention writes every row's K/V with one
+    scatter and attends each row over its own slot in one batched kernel launch."""
+
+    add_norm = KernelOps.add_norm
+    rotate = KernelOps.rotate
+
+    def __init__(
+        self,
+        heads: tuple[int, int, int],
+        eps: float,
+        cos_table: torch.Tensor,
+        sin_table: torch.Tensor,
+        positions: torch.Tensor,
+        pool: KVPool,
+        slots: torch.Tensor,
+        window: int | None = None,
+        q_scale: torch.Tensor | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if q_scale is not None:
+            q_scale = q_scale.to(cos_table.dtype)[:, None, None]
+        super().__init__(heads, eps, cos_table[positions], sin_table[positions], q_scale, reduce)
+        self.positions, self.lengths = positions, positions + 1
+        self.pool, self.slots, self.window = pool, slots, window
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        k_pool, v_pool = self.pool.layer(layer)
+        kernels.batch_kv_write(k_pool, v_pool, k, v, self.slots, self.positions)
+        return kernels.batch_decode_attention(
+            q, k_pool, v_pool, self.slots, self.lengths, self.heads[2] ** -0.5, self.window
+        )

@@ -1,4 +1,8 @@
-"""Static KV cache: preallocated per-layer key/value buffers with a valid length and rollback."""
+"""Static KV cache: preallocated per-layer key/value buffers with a valid length and rollback.
+
+`KVPool` holds the caches of many sequences (continuous batching) in one tensor, so a batched
+kernel indexes them by slot id; each slot is handed out as an ordinary `KVCache` over a view.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,15 @@ class KVCache:
         self.max_len = max_len
         self.length = 0
 
+    @classmethod
+    def over(cls, k: torch.Tensor, v: torch.Tensor) -> KVCache:
+        """A cache on existing buffers [n_layers, n_kv_heads, max_len, head_dim] (no copy)."""
+        if k.dim() != 4 or k.shape != v.shape:
+            raise ValueError(f"KVCache.over: k {tuple(k.shape)}, v {tuple(v.shape)}")
+        cache = cls.__new__(cls)
+        cache.k, cache.v, cache.max_len, cache.length = k, v, k.shape[2], 0
+        return cache
+
     def truncate(self, n: int) -> None:
         """Forget every position >= n."""
         if not 0 <= n <= self.length:
@@ -42,6 +55,44 @@ class KVCache:
     def view(self, layer: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values [n_kv_heads, hi - lo, head_dim] of positions lo .. hi-1."""
         return self.k[layer, :, lo:hi], self.v[layer, :, lo:hi]
+
+    def nbytes(self) -> int:
+        return self.k.numel() * self.k.element_size() * 2
+
+
+class KVPool:
+    """The KV caches of `slots` sequences in one pair of buffers
+    [slots, n_layers, n_kv_heads, max_len, head_dim], allocated at once (a GPU server reserves
+    its cache memory up front, as vLLM does). `slot(i)` is slot i as a `KVCache` whose k/v are
+    contiguous views, so every user of a cache works on it unchanged; `layer(i)` is layer i of
+    every slot as [slots, max_len, n_kv_heads, head_dim] views, the batched kernels' layout."""
+
+    def __init__(
+        self,
+        slots: int,
+        n_layers: int,
+        n_kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        if slots < 1:
+            raise ValueError(f"a KV pool needs at least one slot, got {slots}")
+        shape = (slots, n_layers, n_kv_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.slots, self.max_len = slots, max_len
+
+    def slot(self, i: int) -> KVCache:
+        """Slot i as a cache of length 0 (its buffers are shared with the pool)."""
+        if not 0 <= i < self.slots:
+            raise IndexError(f"slot {i} outside a pool of {self.slots}")
+        return KVCache.over(self.k[i], self.v[i])
+
+    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of layer i, every slot: [slots, max_len, n_kv_heads, head_dim] views."""
+        return self.k[:, i].transpose(1, 2), self.v[:, i].transpose(1, 2)
 
     def nbytes(self) -> int:
         return self.k.numel() * self.k.element_size() * 2

@@ -12,6 +12,9 @@ Layouts (batch 1; T = tokens in this step, D = head_dim, Hq/Hkv = query/KV heads
                                          engine passes `KVCache.k[layer].transpose(0, 1)` of
                                          its [L, Hkv, max_len, D] buffers, no copy)
     positions [T] int64                 length: int or an integer tensor of one element
+Batched decode (B sequences, one token each, over a slot-indexed pool of caches):
+    q, k, v [B, H, D]   k_pool, v_pool [S, max_len, Hkv, D] (`KVPool.layer(i)`, no copy)
+    slots, positions/lengths [B] integer tensors on the pool's device
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ __all__ = [
     "add_rmsnorm",
     "apply_rotary",
     "backend_for",
+    "batch_decode_attention",
+    "batch_kv_write",
     "decode_attention",
     "kv_cache_write",
     "rmsnorm",
@@ -167,4 +172,57 @@ def decode_attention(
         raise ValueError(f"decode_attention: sliding_window must be >= 1, got {sliding_window}")
     return _impl(q, "triton_attention").decode_attention(
         q, k_cache, v_cache, length, scale, sliding_window
+    )
+
+
+def _check_batch(name: str, q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor,
+                 slots: torch.Tensor, rows: torch.Tensor) -> None:  # fmt: skip
+    if q.dim() != 3 or k_pool.dim() != 4 or k_pool.shape != v_pool.shape:
+        raise ValueError(f"{name}: expected [B, H, D] rows and pools [S, max_len, Hkv, D]")
+    if slots.shape != (q.shape[0],) or rows.shape != (q.shape[0],):
+        raise ValueError(f"{name}: slots and positions/lengths must both be [{q.shape[0]}]")
+    if q.shape[2] != k_pool.shape[3]:
+        raise ValueError(f"{name}: rows {tuple(q.shape)} do not fit pool {tuple(k_pool.shape)}")
+
+
+def batch_kv_write(
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    slots: torch.Tensor,
+    positions: torch.Tensor,
+) -> None:
+    """In place: `k_pool[slots[b], positions[b]] = k[b]` (same for v). One scatter per tensor
+    with device-side indices on every backend (no Triton kernel: it would be the same scatter).
+    The caller keeps slots and positions in range (out-of-range ones fail, CUDA asynchronously)."""
+    _check_batch("batch_kv_write", k, k_pool, v_pool, slots, positions)
+    if k.shape != v.shape or k.shape[1] != k_pool.shape[2]:
+        raise ValueError(f"batch_kv_write: k {tuple(k.shape)}, v {tuple(v.shape)} do not fit "
+                         f"pool {tuple(k_pool.shape)}")  # fmt: skip
+    reference.batch_kv_write(k_pool, v_pool, k, v, slots, positions)
+
+
+def batch_decode_attention(
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    slots: torch.Tensor,
+    lengths: torch.Tensor,
+    scale: float,
+    sliding_window: int | None = None,
+) -> torch.Tensor:
+    """`decode_attention` of B sequences' one new token each in one call: row b of q [B, Hq, D]
+    attends over pool slot slots[b], entries [0, lengths[b]) (its own K/V already written at
+    lengths[b] - 1), with the same window rule. Slots and lengths stay on the device (no host
+    sync; lengths past max_len are clamped by the kernel). Returns [B, Hq, D]."""
+    _check_batch("batch_decode_attention", q, k_pool, v_pool, slots, lengths)
+    if q.shape[1] % k_pool.shape[2]:
+        raise ValueError(f"batch_decode_attention: {q.shape[1]} query heads do not group over "
+                         f"{k_pool.shape[2]} KV heads")  # fmt: skip
+    if sliding_window is not None and sliding_window < 1:
+        raise ValueError(f"batch_decode_attention: sliding_window must be >= 1, "
+                         f"got {sliding_window}")  # fmt: skip
+    return _impl(q, "triton_attention").batch_decode_attention(
+        q, k_pool, v_pool, slots, lengths, scale, sliding_window
     )

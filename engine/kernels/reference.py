@@ -93,6 +93,40 @@ def decode_attention(
     return torch.einsum("htn,nhd->thd", probs, v).to(q.dtype)
 
 
+def batch_kv_write(
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    slots: torch.Tensor,
+    positions: torch.Tensor,
+) -> None:
+    """In place: `k_pool[slots[b], positions[b]] = k[b]` (same for v); pools [S, max_len, Hkv, D],
+    k/v [B, Hkv, D]. One scatter per tensor, indices read on the device (no host sync)."""
+    k_pool[slots, positions] = k.to(k_pool.dtype)
+    v_pool[slots, positions] = v.to(v_pool.dtype)
+
+
+def batch_decode_attention(
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    slots: torch.Tensor,
+    lengths: torch.Tensor,
+    scale: float,
+    sliding_window: int | None = None,
+) -> torch.Tensor:
+    """Row b of q [B, Hq, D] is `decode_attention` of one token over pool slot slots[b] up to
+    lengths[b] (pools [S, max_len, Hkv, D]); returns [B, Hq, D]."""
+    rows = zip(slots.tolist(), lengths.tolist(), strict=True)
+    return torch.cat(
+        [
+            decode_attention(q[b : b + 1], k_pool[s], v_pool[s], n, scale, sliding_window)
+            for b, (s, n) in enumerate(rows)
+        ]
+    )
+
+
 def dequantize_weight(
     data: torch.Tensor,
     scale: torch.Tensor,

@@ -24,6 +24,7 @@ ATTENTION = {
     "HEAD_DIM": 128,
     "NUM_SPLITS": 8,
     "LEN_FROM_PTR": True,
+    "SLOTS": True,
     "HAS_WINDOW": True,
     "DOT_PRECISION": "tf32",
     "BLOCK_M": 16,
@@ -61,17 +62,19 @@ KERNELS = [
         "triton_attention",
         "_split_kernel",
         {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "len_ptr": "*i64"}
+        | {"slot_ptr": "*i64"}
         | {"out_ptr": "*bf16", "part_o_ptr": "*fp32", "part_lse_ptr": "*fp32", "seq_len": I32}
         | {"max_len": I32}
         | {"qk_scale": "fp32", "window": I32, "n_queries": I32}
-        | {f"stride_{s}": I32 for s in ("qt", "qh", "kn", "kh", "vn", "vh", "ot", "oh")},
+        | {f"stride_{s}": I32 for s in ("qb", "qt", "qh", "ks", "kn", "kh", "vs", "vn", "vh")}
+        | {f"stride_{s}": I32 for s in ("ob", "ot", "oh")},
         ATTENTION,
     ),
     (
         "triton_attention",
         "_combine_kernel",
         {"part_o_ptr": "*fp32", "part_lse_ptr": "*fp32", "out_ptr": "*bf16"}
-        | {"stride_ot": I32, "stride_oh": I32},
+        | {"stride_ob": I32, "stride_ot": I32, "stride_oh": I32},
         COMBINE | {"BLOCK_S": 8},
     ),
 ]

@@ -133,7 +133,11 @@ def main(argv: list[str]) -> int:
 
     name = args.served_model_name or args.model
     metrics = Metrics(name)
-    scheduler = Scheduler(engine, args.max_batch, args.max_queue, metrics, args.prefill_chunk)
+    try:  # on a GPU the KV slots are reserved here: too many for its memory is a user error
+        scheduler = Scheduler(engine, args.max_batch, args.max_queue, metrics, args.prefill_chunk)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     scheduler.start()
     app = build_app(ServeState(engine, scheduler, metrics, name, key, int(time.time())))
     config = uvicorn.Config(
