@@ -48,8 +48,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quantize",
         default=None,
-        help="int8 | int4: quantize a float checkpoint's matrices into Q8_0 / Q4_1 blocks at "
-        "load (CPU)",
+        help="int8 | int4: quantize a float checkpoint's matrices at load (CPU: Q8_0 / Q4_1 "
+        "blocks; CUDA: int8 / int4 Triton kernels)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

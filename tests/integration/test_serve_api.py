@@ -214,3 +214,7 @@ def test_cli_errors_are_one_line(tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "vibe", "serve", "--model", "x", "--prefill-chunk",
                         "0"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert (r.returncode, r.stderr) == (1, "error: --prefill-chunk must be >= 1\n")
+    r = subprocess.run([sys.executable, "-m", "vibe", "serve", "--model", "smollm2", "--quantize",
+                        "int4"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "a GGUF file is already quantized" in r.stderr

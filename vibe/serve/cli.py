@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dequantize", action="store_true", help="expand a GGUF file's quantized weights at load"
     )
+    p.add_argument(
+        "--quantize", default=None, help="int8 | int4: quantize a float checkpoint at load"
+    )
     return p
 
 
@@ -118,6 +121,7 @@ def main(argv: list[str]) -> int:
         engine = Engine.load(
             args.model, tp=args.tp, draft=args.draft, device=args.device, dtype=args.dtype,
             max_context=args.max_context, spec_k=args.spec_k, dequantize=args.dequantize,
+            quantize=args.quantize,
         )  # fmt: skip
     except (EngineError, ValueError) as exc:
         print(
