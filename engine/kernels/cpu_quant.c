@@ -231,6 +231,27 @@ static void dequant_row(int qtype, const uint8_t *w, float *o, int64_t K) {
     for (int64_t b = 0; b < K / QK; b++, o += QK) {
         const uint8_t *wb = w + b * bb;
         const float dw = load_half(wb);
+#ifdef VIBE_SIMD
+        { /* the same values as below, eight at a time (prefill dequantises whole matrices) */
+            uint8_t v[QK];
+            _mm256_storeu_si256((__m256i *)v, qtype == Q8_0
+                                                  ? _mm256_loadu_si256((const __m256i *)(wb + 2))
+                                                  : unpack_q45(qtype, wb));
+            const int with_min = qtype == Q4_1 || qtype == Q5_1;
+            const __m256 vd = _mm256_set1_ps(dw);
+            const __m256 vm = _mm256_set1_ps(with_min ? load_half(wb + 2) : 0.0f);
+            const __m256i off = _mm256_set1_epi32(qtype == Q4_0 ? 8 : qtype == Q5_0 ? 16 : 0);
+            for (int i = 0; i < QK; i += 8) {
+                const __m128i bytes = _mm_loadl_epi64((const __m128i *)(v + i));
+                const __m256i vi = qtype == Q8_0
+                                       ? _mm256_cvtepi8_epi32(bytes)
+                                       : _mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), off);
+                const __m256 f = _mm256_cvtepi32_ps(vi);
+                _mm256_storeu_ps(o + i, with_min ? _mm256_fmadd_ps(vd, f, vm) : _mm256_mul_ps(vd, f));
+            }
+            continue;
+        }
+#endif
         if (qtype == Q8_0) {
             const int8_t *qs = (const int8_t *)(wb + 2);
             for (int i = 0; i < QK; i++) o[i] = dw * qs[i];

@@ -74,9 +74,9 @@ def dequantize(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
 
 # At this many activation rows and more (prefill chunks), dequantising SLICE weight rows at a
 # time and multiplying with MKL's fp32 GEMM beats the int8 kernel, which is compute-bound there
-# (2-core Zen 4, 2 threads, 512 rows: 1.3-2.6x faster; at 128 rows it varies 0.8-1.3x). The
-# slices bound the extra memory to SLICE rows of fp32.
-DEQUANT_ROWS, SLICE = 256, 512
+# (2-core Zen 4, 2 threads: 1.2-2.0x per product at 128 rows, 1.3-2.6x at 512; at 64 rows it
+# varies 0.9-1.7x with the shape). The slices bound the extra memory to SLICE rows of fp32.
+DEQUANT_ROWS, SLICE = 128, 512
 
 
 def _dequant_linear(x: torch.Tensor, data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
