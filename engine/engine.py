@@ -103,14 +103,14 @@ def load_model(
             plan = dict(gpu_quant.quant_plan(ckpt.config, quantize))
         elif quantize:
             plan = dict(quantize_plan(ckpt.config, quantize))
+        elif on_gpu and not dequantize and ckpt.gpu_kinds():  # FP8, AWQ/GPTQ as stored
+            plan = dict(ckpt.gpu_kinds())
         else:
             plan = dict(quant_plan(ckpt, dev, tp, dequantize))
-            if on_gpu and not dequantize and ckpt.kind in ("hf", "native"):
-                plan |= gpu_quant.fp8_plan(ckpt.files, ckpt.kind == "native")  # FP8 as stored
         model = Transformer(ckpt.config, max_len, dt, dev, quant=plan)
         keep = model.quantized_names()
-        fp8 = {n for n, kind in plan.items() if isinstance(kind, str) and kind.startswith("fp8")}
-        tensors = ckpt.tensors(set(model.weight_targets()), keep, fp8)
+        gpu_kept = {n for n, kind in plan.items() if isinstance(kind, str)} if not quantize else ()
+        tensors = ckpt.tensors(set(model.weight_targets()), keep, gpu_kept)
         cpu_blocks = quantize and not on_gpu
         load_into(model, quantize_stream(tensors, plan, keep) if cpu_blocks else tensors)
     if dev.type == "cpu" and dt == torch.float32:

@@ -55,6 +55,11 @@ class Groups:
         g = self.g_idx.reshape(-1, 32)
         return g[:, 0] if bool((g == g[:, :1]).all()) else None
 
+    def contiguous(self, group: int) -> bool:
+        """Each input column's group is its index // group (no act-order permutation)."""
+        cols = self.g_idx.numel()
+        return cols % group == 0 and bool((self.g_idx == torch.arange(cols) // group).all())
+
     def qtype(self) -> int | None:
         """Q4_0 (every zero 8) / Q4_1 when the groups map onto 32-value blocks, else None."""
         if self.block_groups() is None:
@@ -71,6 +76,18 @@ def blocks(q: torch.Tensor, scales: torch.Tensor, groups: Groups) -> QuantWeight
         return QuantWeight(pack_q4(q, s), qtype, q.shape[1])
     m = -(groups.zeros[per_block].T.float() * s.float())
     return QuantWeight(pack_q4(q, s, m), qtype, q.shape[1])
+
+
+def int4_matrix(q: torch.Tensor, scales: torch.Tensor, groups: Groups, group: int) -> Any:
+    """4-bit q [out, in] with fp16 scales [groups, out] as the GPU's `Int4Weight` (groups of
+    `group` input columns: w = q s + m with m = -z s in fp16, the Q4_1 mapping)."""
+    from engine.gpu_quant import Int4Weight
+
+    q8 = q.to(torch.uint8)
+    m = -(groups.zeros.T.float() * scales.T.float())
+    return Int4Weight(
+        q8[:, 0::2] | (q8[:, 1::2] << 4), scales.T.contiguous(), m.half(), group, q.shape[1]
+    )
 
 
 def dequantize(q: torch.Tensor, scales: torch.Tensor, groups: Groups) -> torch.Tensor:
@@ -151,6 +168,20 @@ class PackedFormat:
                 types[name] = qtype
         return types
 
+    def int4_kinds(self, files: list[Path]) -> dict[str, str]:
+        """Canonical name -> the `engine.gpu_quant` kind ("int4-g128", ...) of the layers that
+        load as stored on a GPU: 4-bit, a group size the kernel takes, no act-order."""
+        from engine.gpu_quant import INT4_GROUPS
+
+        if self.bits != 4 or self.group_size not in INT4_GROUPS:
+            return {}
+        src = SafetensorsSource(files)
+        return {
+            name: f"int4-g{self.group_size}"
+            for name, base in self._bases(src, False).items()
+            if self.groups(src, base).contiguous(self.group_size)
+        }
+
     def tensors(
         self,
         files: list[Path],
@@ -158,9 +189,11 @@ class PackedFormat:
         native: bool,
         wanted: Collection[str],
         keep: Collection[str],
-    ) -> Iterator[tuple[str, torch.Tensor | QuantWeight]]:
-        """The plain tensors as stored, then each packed layer as blocks (names in `keep`) or
-        dequantised fp32; one notice when some layers are dequantised while others are kept."""
+        keep_int4: Collection[str] = (),
+    ) -> Iterator[tuple[str, Any]]:
+        """The plain tensors as stored, then each packed layer as blocks (names in `keep`), as
+        the GPU's `Int4Weight` (names in `keep_int4`) or dequantised fp32; one notice when some
+        layers are dequantised while others are kept."""
         src = SafetensorsSource(files)
         bases = self._bases(src, native)
         yield from iter_safetensors(files, cfg, native, set(wanted) - set(bases))
@@ -173,10 +206,12 @@ class PackedFormat:
             mappable = mappable or (self.bits == 4 and groups.qtype() is not None)
             if name in keep:
                 yield name, blocks(q, scales, groups)
+            elif name in keep_int4:
+                yield name, int4_matrix(q, scales, groups, self.group_size)
             else:
                 expanded += 1
                 yield name, dequantize(q, scales, groups)
-        if expanded and (keep or not mappable):  # else quant_plan told why (device, flag)
+        if expanded and (keep or keep_int4 or not mappable):  # else quant_plan told why
             why = "bits != 4" if self.bits != 4 else "their groups do not map onto 32-value blocks"
             print(f"notice: dequantised {expanded} {self.label} matrices ({why})", file=sys.stderr)
 

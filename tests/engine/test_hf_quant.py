@@ -224,3 +224,51 @@ def test_unsupported_packings_are_one_line_errors(tmp_path) -> None:
     packed, _ = _write(tmp_path, AWQ, lambda w: _awq_layer(w, 128))
     with pytest.raises(EngineError, match="AWQ 4-bit checkpoints run with --tp 1"):
         load_model(resolve(packed), "cpu", "float32", 64, tp=2)
+
+
+def _gpu_int4_model(packed: Path, device: str):
+    """The model as `load_model` builds it on a GPU: the checkpoint's GPU kinds kept as stored
+    (built on `device`; the classes also run on CPU, through their torch reference)."""
+    from engine.model import Transformer
+    from engine.weights import load_into
+
+    ckpt = resolve(packed)
+    plan = ckpt.gpu_kinds()
+    model = Transformer(ckpt.config, 64, torch.float32, torch.device(device), quant=plan)
+    load_into(model, ckpt.tensors(set(model.weight_targets()), (), keep_gpu=set(plan)))
+    return model, plan
+
+
+@pytest.mark.parametrize("case", ["awq", "gptq-asym-v1", "gptq-sym"])
+def test_packed_layers_load_as_gpu_int4_matrices_as_stored(case, tmp_path) -> None:
+    from engine.gpu_quant import Int4Weight
+
+    qc, pack, _ = CASES[case]
+    packed, plain = _write(tmp_path, qc, pack)
+    model, plan = _gpu_int4_model(packed, "cpu")
+    assert set(plan.values()) == {"int4-g128"} and len(plan) == 14
+    ref = load_model(resolve(plain), "cpu", "float32", 64)
+    for q, r in zip(_matrices(model), _matrices(ref), strict=True):
+        assert isinstance(q, Int4Weight) and q.group == 128
+        # (q - z) s = q s + m with m = -z s rounded to fp16: the only change.
+        assert (q.dequantize() - r).abs().max() < r.abs().max() * 2**-10
+    ids = torch.randint(0, CFG.vocab_size, (12,), generator=torch.Generator().manual_seed(1))
+    assert _rel(_logits(model, ids.tolist()), _logits(ref, ids.tolist())) < 1e-2
+
+
+def test_act_order_layers_are_not_gpu_int4(tmp_path) -> None:
+    qc = _gptq(False, desc_act=True) | {"group_size": 32}
+    packed, _ = _write(tmp_path, qc, lambda w: _gptq_layer(w, 32, False, True, True))
+    assert resolve(packed).gpu_kinds() == {}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_awq_runs_as_int4_on_the_gpu(tmp_path) -> None:
+    from engine.gpu_quant import Int4Weight
+
+    packed, plain = _write(tmp_path, AWQ, lambda w: _awq_layer(w, 128))
+    model = load_model(resolve(packed), "cuda", "bfloat16", 64)
+    assert all(isinstance(m, Int4Weight) for m in _matrices(model))
+    ref = load_model(resolve(plain), "cuda", "bfloat16", 64)
+    ids = torch.randint(0, CFG.vocab_size, (12,), generator=torch.Generator().manual_seed(1))
+    assert _rel(_logits(model, ids.tolist()).float(), _logits(ref, ids.tolist()).float()) < 3e-2

@@ -236,7 +236,7 @@ def _quantized(path, plan: dict[str, str], keep_fp8: bool = False) -> Transforme
     model = Transformer(ckpt.config, 64, torch.float32, torch.device("cpu"), quant=plan)
     wanted = set(model.weight_targets())
     keep = set(plan) if keep_fp8 else ()
-    load_into(model, ckpt.tensors(wanted, (), keep_fp8=keep))
+    load_into(model, ckpt.tensors(wanted, (), keep_gpu=keep))
     return model
 
 
