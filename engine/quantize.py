@@ -17,6 +17,7 @@ tokenizer files copied, and `vibe_quant.json` naming each matrix's GGML type.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
@@ -165,6 +166,9 @@ def save_quantized(ckpt: Checkpoint, scheme: str, out: Path) -> Path:
                 shutil.copy2(f, out / f.name)
     weights = out / ("consolidated.safetensors" if native else "model.safetensors")
     save_file(tensors, str(weights))
+    mask = os.umask(0)
+    os.umask(mask)
+    weights.chmod(0o666 & ~mask)  # as any file the user creates (safetensors writes 0600)
     types = {n: t for n, t in plan.items() if n in tensors}
     meta = {"format": 1, "scheme": scheme, "types": types}
     (out / SAVED_JSON).write_text(json.dumps(meta, indent=1), encoding="utf-8")

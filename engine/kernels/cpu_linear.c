@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cpu_linear.h"
+#include "cpu_simd.h"
 #include "cpu_threads.h"
 
 #if defined(__AVX512F__)
@@ -30,14 +31,7 @@ typedef __m256 vec;
 #define VZERO() _mm256_setzero_ps()
 #define VLOAD(p) _mm256_loadu_ps(p)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-static inline float vsum8(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-#define VSUM(v) vsum8(v)
+#define VSUM(v) vibe_hsum8(v)
 #else
 #define VW 1
 typedef float vec;

@@ -140,7 +140,7 @@ static inline __attribute__((always_inline)) void row_dot(
             }
         }
     }
-    for (int m = 0; m < mt; m++) res[m] = hsum(acc[m]) + mins[m];
+    for (int m = 0; m < mt; m++) res[m] = vibe_hsum8(acc[m]) + mins[m];
 #else
     float acc[MT] = {0};
     for (int64_t b = 0; b < nb; b++) {

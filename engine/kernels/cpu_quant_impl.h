@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu_quant.h"
+#include "cpu_simd.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -62,13 +63,6 @@ static inline __m256i dot_u8_i8(__m256i a, __m256i b) {
 #endif
 }
 
-static inline float hsum(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 #endif
 
 /* out[m * ldo + n] for n in [n0, n1) with one weight-row function ROW(w, q, d, s, K, mt, res):

@@ -181,7 +181,7 @@ static inline __attribute__((always_inline)) void row_q45k(
             }
         }
     }
-    for (int m = 0; m < mt; m++) res[m] = hsum(acc[m]) - hsum(mins[m]);
+    for (int m = 0; m < mt; m++) res[m] = vibe_hsum8(acc[m]) - vibe_hsum8(mins[m]);
 }
 
 /* Q6_K: one weight row against mt (<= MT) activation rows. */
@@ -231,7 +231,7 @@ static inline __attribute__((always_inline)) void row_q6k(
             }
         }
     }
-    for (int m = 0; m < mt; m++) res[m] = hsum(acc[m]);
+    for (int m = 0; m < mt; m++) res[m] = vibe_hsum8(acc[m]);
 }
 
 #define ROW_Q4K(...) row_q45k(Q4_K, __VA_ARGS__)
