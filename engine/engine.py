@@ -96,7 +96,10 @@ def load_model(
         if tp > 1:
             from engine.parallel.workers import load_parallel
 
-            return load_parallel(ckpt, tp, dev, dt, max_len)
+            kinds = gpu_quant.quant_plan(ckpt.config, quantize) if quantize else None
+            if kinds:
+                gpu_quant.check_shards(ckpt.config, kinds, tp)
+            return load_parallel(ckpt, tp, dev, dt, max_len, kinds)
         plan: dict[str, int | str]
         on_gpu = dev.type == "cuda"
         if quantize and on_gpu:  # engine.gpu_quant: each matrix quantizes as it is copied in

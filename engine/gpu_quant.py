@@ -349,6 +349,19 @@ def quant_plan(cfg: ModelConfig, scheme: str, group: int = 32) -> dict[str, str]
     return plan
 
 
+def check_shards(cfg: ModelConfig, plan: dict[str, str], tp: int) -> None:
+    """One-line BadRequestError when a rank's shard of a matrix in `plan` would split
+    quantization groups (row-parallel matrices are split along their input columns)."""
+    from engine.errors import BadRequestError
+    from engine.model import Transformer
+    from engine.parallel.shard import TPContext
+
+    try:  # the first rank's shapes, on no device: each rank's are the same
+        Transformer(cfg, 2, torch.float32, torch.device("meta"), TPContext(0, tp), plan)
+    except ValueError as exc:
+        raise BadRequestError(f"--tp {tp}: {exc}") from exc
+
+
 def fp8_plan(files: Collection[Path], native: bool) -> dict[str, str]:
     """`quant` entries keeping a checkpoint's e4m3 matrices as stored: canonical name ->
     "fp8" (per-tensor / per-row scales) or "fp8-b128" (128x128 blocks). Read from the headers."""

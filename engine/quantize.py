@@ -108,8 +108,11 @@ def check_quantize(ckpt: Checkpoint, scheme: str, device: torch.device, tp: int)
         raise BadRequestError(
             f"{ckpt.root} is already quantized and loads as stored (drop --quantize)"
         )
-    if tp > 1:
-        raise BadRequestError("--quantize runs on one device: drop --tp or --quantize")
+    if tp > 1 and device.type != "cuda":
+        raise BadRequestError(
+            "--quantize with --tp runs on GPUs (each rank quantizes its shard): drop --tp or "
+            "--quantize on CPU"
+        )
     if device.type not in ("cpu", "cuda"):
         raise BadRequestError(f"--quantize runs on CPU or CUDA, not {device.type}")
 

@@ -42,7 +42,8 @@ def serve(spec: dict[str, Any], conn: Connection) -> None:
     group = make_group(store, rank, size, device, timeout)
     ckpt = resolve(spec["path"])
     dtype = getattr(torch, spec["dtype"])
-    model = Transformer(ckpt.config, spec["max_len"], dtype, device, TPContext(rank, size, group))
+    tp = TPContext(rank, size, group)
+    model = Transformer(ckpt.config, spec["max_len"], dtype, device, tp, spec.get("quant"))
     load_shard(model, ckpt)
     caches: dict[int, Any] = {}  # twins of rank 0's caches, by key
     conn.send(("ready", rank))

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -60,7 +60,7 @@ class WorkerPool:
     """Ranks 1..N-1 of one engine as child processes, each with a command channel and a log."""
 
     def __init__(self, ckpt: Checkpoint, size: int, device: torch.device, dtype: torch.dtype,
-                 max_len: int, port: int) -> None:  # fmt: skip
+                 max_len: int, port: int, quant: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.size, self.error = size, None
         self.procs: list[subprocess.Popen[bytes]] = []
         self.conns: list[Connection] = []
@@ -75,7 +75,7 @@ class WorkerPool:
                 "device": str(rank_device(device, rank)),
                 "dtype": str(dtype).removeprefix("torch."), "max_len": max_len,
                 "threads": threads, "timeout_s": TIMEOUT_S, "parent": os.getpid(),
-                "fd": theirs.fileno(),
+                "fd": theirs.fileno(), "quant": dict(quant or {}),
             }  # fmt: skip
             log = Path(tempfile.gettempdir()) / f"vibe-tp-{os.getpid()}-{id(self)}-rank{rank}.log"
             with open(log, "wb") as out:
@@ -192,9 +192,9 @@ class DriverTransformer(Transformer):
 
     def __init__(
         self, cfg: ModelConfig, max_len: int, dtype: torch.dtype, device: torch.device,
-        tp: TPContext, pool: WorkerPool, store: Any,
+        tp: TPContext, pool: WorkerPool, store: Any, quant: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(cfg, max_len, dtype, device, tp)
+        super().__init__(cfg, max_len, dtype, device, tp, quant)
         self.pool, self.store = pool, store  # the store must outlive the group
         self._keys = itertools.count()
         self._twins: weakref.WeakKeyDictionary[KVCache, int] = weakref.WeakKeyDictionary()
@@ -266,18 +266,24 @@ def draft_target(model: Transformer, ckpt: Checkpoint) -> Transformer | FullVoca
 
 
 def load_parallel(
-    ckpt: Checkpoint, size: int, device: torch.device, dtype: torch.dtype, max_len: int
+    ckpt: Checkpoint,
+    size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    max_len: int,
+    quant: Mapping[str, str] | None = None,
 ) -> DriverTransformer:
-    """Start ranks 1..size-1, join the group, and load rank 0's shard here (in parallel)."""
+    """Start ranks 1..size-1, join the group, and load rank 0's shard here (in parallel).
+    `quant`: `engine.gpu_quant` kinds by canonical name; each rank quantizes its own shard."""
     TPContext(0, size).check(ckpt.config)
     dev0 = rank_device(device, 0)
     store = master_store(size, TIMEOUT_S)
-    pool = WorkerPool(ckpt, size, device, dtype, max_len, store.port)
+    pool = WorkerPool(ckpt, size, device, dtype, max_len, store.port, quant)
     try:
         pool.wait_for("joined")
         group = make_group(store, 0, size, dev0, TIMEOUT_S)
         tp = TPContext(0, size, group)
-        model = DriverTransformer(ckpt.config, max_len, dtype, dev0, tp, pool, store)
+        model = DriverTransformer(ckpt.config, max_len, dtype, dev0, tp, pool, store, quant)
         load_shard(model, ckpt)
         pool.wait_for("ready")
     except BaseException:

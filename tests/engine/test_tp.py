@@ -323,3 +323,50 @@ def _cmdline(p: Path) -> str:
         return (p / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int4"])
+def test_quantized_shards_equal_the_quantized_model_on_one_rank(tmp_path, prompt_ids, scheme):
+    """`--quantize` under TP (GPU kinds; each rank quantizes its own shard), run on CPU ranks:
+    int4 groups never cross a shard boundary, so TP=2 equals TP=1 up to the all-reduce's
+    float order; int8's per-row scales of a row-parallel shard cover half a row."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from engine import gpu_quant
+    from engine.model import Transformer
+    from engine.parallel.workers import load_parallel
+    from engine.weights import load_into
+
+    path = tmp_path / "wide"  # an FFN of 128: each rank's half of down_proj is whole int4 groups
+    dims = {**tiny_models.DIMS, "intermediate_size": 128}
+    tiny_models.save_hf(tiny_models._peaky(MistralForCausalLM(MistralConfig(**dims)), 5), path)
+    ckpt = resolve(path)
+    plan = gpu_quant.quant_plan(ckpt.config, scheme)
+    one = Transformer(ckpt.config, 64, torch.float32, torch.device("cpu"), quant=plan)
+    load_into(one, ckpt.tensors(set(one.weight_targets())))
+    two = load_parallel(ckpt, 2, torch.device("cpu"), torch.float32, 64, plan)
+    try:
+        assert isinstance(two.layers[0].w2, gpu_quant.GPU_KINDS[scheme])
+        prompt = prompt_ids(16, seed=4)
+        a = _logits(one, prompt, 0, one.new_cache())
+        b = _logits(two, prompt, 0, two.new_cache())
+    finally:
+        two.shutdown()
+    tol = 1e-4 if scheme == "int4" else 2e-2
+    assert (a - b).abs().max() <= tol * a.abs().max()
+
+
+def test_quantize_with_tp_on_cpu_is_a_one_line_error(tiny_dir):
+    from engine.errors import BadRequestError
+
+    with pytest.raises(BadRequestError, match="--quantize with --tp runs on GPUs"):
+        load_model(resolve(tiny_dir("mistral")[1]), "cpu", "float32", 64, tp=2, quantize="int4")
+
+
+def test_a_shard_that_splits_int4_groups_is_a_one_line_error(tiny_dir):
+    from engine import gpu_quant
+    from engine.errors import BadRequestError
+
+    cfg = resolve(tiny_dir("mistral")[1]).config
+    with pytest.raises(BadRequestError, match="would split quantization groups"):
+        gpu_quant.check_shards(cfg, gpu_quant.quant_plan(cfg, "int4", group=128), 2)
