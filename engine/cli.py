@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, first_line
 
 
 class _UsageError(Exception):
@@ -256,7 +256,7 @@ def main(argv: list[str]) -> int:
         return 1
     except (EngineError, ValueError) as exc:
         print(
-            f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            f"error: {first_line(exc)}",
             file=sys.stderr,
         )
         return 1

@@ -43,3 +43,9 @@ class BadRequestError(EngineError, ValueError):
 
 class EngineBusyError(EngineError):
     """Raised when a second generation starts while one is still running on the same engine."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for users: its message's first line, or its class name."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__

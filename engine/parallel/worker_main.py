@@ -75,8 +75,10 @@ def main() -> None:
     except Exception as exc:  # reported to rank 0 as one line; the traceback goes to the log
         import traceback
 
+        from engine.errors import first_line
+
         traceback.print_exc()
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         try:
             conn.send(("error", f"rank {spec['rank']}: {msg}"))
         except OSError:

@@ -29,6 +29,7 @@ import torch
 
 from engine.checkpoint import Checkpoint
 from engine.config import ModelConfig
+from engine.errors import first_line
 from engine.kv_cache import KVCache
 from engine.model import ForwardOutput, Transformer
 from engine.parallel.comm import (
@@ -129,8 +130,7 @@ class WorkerPool:
                 self._raise_if_dead(i, grace=1.0)
             except TensorParallelError as err:
                 return err
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return self._fail(f"tensor-parallel collective failed: {first}")
+        return self._fail(f"tensor-parallel collective failed: {first_line(exc)}")
 
     def _raise_if_dead(self, i: int, grace: float = 0.0) -> None:
         deadline = time.monotonic() + grace

@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         import uvicorn
 
         from engine.engine import Engine
-        from engine.errors import EngineError
+        from engine.errors import EngineError, first_line
     except ImportError as exc:
         print(
             f"error: `vibe serve` needs the local engine ({exc.name} missing); "
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
         )  # fmt: skip
     except (EngineError, ValueError) as exc:
         print(
-            f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            f"error: {first_line(exc)}",
             file=sys.stderr,
         )
         return 1
