@@ -24,9 +24,40 @@ def wanted(probe: torch.Tensor, n_tokens: int) -> bool:
     return n_tokens <= MAX_TOKENS and kernels.backend_for(probe) == "triton"
 
 
-class KernelOps(StepOps):
-    """Fused add+RMSNorm, rotary, KV write and decode attention for T tokens at consecutive
-    `positions` [T] ending at `length - 1` (an int, or a device tensor: no host sync)."""
+class FusedOps(StepOps):
+    """Fused add+RMSNorm and rotary for the step's tokens at `positions` [T] (device tensor);
+    subclasses pick the attention."""
+
+    def __init__(
+        self,
+        heads: tuple[int, int, int],
+        eps: float,
+        cos_table: torch.Tensor,
+        sin_table: torch.Tensor,
+        positions: torch.Tensor,
+        window: int | None = None,
+        q_scale: torch.Tensor | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if q_scale is not None:
+            q_scale = q_scale.to(cos_table.dtype)[:, None, None]
+        cos, sin = cos_table[positions], sin_table[positions]  # [T, D]
+        super().__init__(heads, eps, cos, sin, q_scale, reduce)
+        self.positions, self.window = positions, window
+
+    def add_norm(
+        self, delta: torch.Tensor, resid: torch.Tensor | None, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return kernels.add_rmsnorm(delta, resid, weight, self.eps)
+
+    def rotate(self, qkv: torch.Tensor, H: int, Hkv: int) -> tuple[torch.Tensor, torch.Tensor]:
+        q, k = kernels.apply_rotary(qkv[:, :H], qkv[:, H : H + Hkv], self.cos, self.sin)
+        return (q if self.q_scale is None else q * self.q_scale), k
+
+
+class KernelOps(FusedOps):
+    """The fused kernels for T tokens at consecutive `positions` [T] of one cache, ending at
+    `length - 1` (an int, or a device tensor: no host sync)."""
 
     def __init__(
         self,
@@ -41,20 +72,8 @@ class KernelOps(StepOps):
         q_scale: torch.Tensor | None = None,
         reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if q_scale is not None:
-            q_scale = q_scale.to(cos_table.dtype)[:, None, None]
-        cos, sin = cos_table[positions], sin_table[positions]  # [T, D]
-        super().__init__(heads, eps, cos, sin, q_scale, reduce)
-        self.positions, self.cache, self.length, self.window = positions, cache, length, window
-
-    def add_norm(
-        self, delta: torch.Tensor, resid: torch.Tensor | None, weight: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return kernels.add_rmsnorm(delta, resid, weight, self.eps)
-
-    def rotate(self, qkv: torch.Tensor, H: int, Hkv: int) -> tuple[torch.Tensor, torch.Tensor]:
-        q, k = kernels.apply_rotary(qkv[:, :H], qkv[:, H : H + Hkv], self.cos, self.sin)
-        return (q if self.q_scale is None else q * self.q_scale), k
+        super().__init__(heads, eps, cos_table, sin_table, positions, window, q_scale, reduce)
+        self.cache, self.length = cache, length
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         D = self.heads[2]
@@ -64,14 +83,11 @@ class KernelOps(StepOps):
         return kernels.decode_attention(q, k_cache, v_cache, self.length, D**-0.5, self.window)
 
 
-class BatchKernelOps(StepOps):
+class BatchKernelOps(FusedOps):
     """The fused kernels for B sequences' one new token each (continuous batching): row b sits at
-    positions[b] of pool slot slots[b] (both [B] device tensors: no host sync). Norms and rotary
-    are `KernelOps`'s with the B rows as tokens; attention writes every row's K/V with one
-    scatter and attends each row over its own slot in one batched kernel launch."""
-
-    add_norm = KernelOps.add_norm
-    rotate = KernelOps.rotate
+    positions[b] of pool slot slots[b] (both [B] device tensors: no host sync). Attention writes
+    every row's K/V with one scatter and attends each row over its own slot in one batched
+    kernel launch."""
 
     def __init__(
         self,
@@ -86,11 +102,8 @@ class BatchKernelOps(StepOps):
         q_scale: torch.Tensor | None = None,
         reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if q_scale is not None:
-            q_scale = q_scale.to(cos_table.dtype)[:, None, None]
-        super().__init__(heads, eps, cos_table[positions], sin_table[positions], q_scale, reduce)
-        self.positions, self.lengths = positions, positions + 1
-        self.pool, self.slots, self.window = pool, slots, window
+        super().__init__(heads, eps, cos_table, sin_table, positions, window, q_scale, reduce)
+        self.pool, self.slots, self.lengths = pool, slots, positions + 1
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         k_pool, v_pool = self.pool.layer(layer)
