@@ -18,7 +18,7 @@ from engine.kernels.cpu_linear import linear
 from engine.kv_cache import KVCache
 from engine.layer import StepOps, cache_ops, rms_norm, run_layers
 from engine.model import ForwardOutput, Layer, Transformer
-from engine.quant import QuantWeight, embed_rows
+from engine.quant import embed_rows
 from engine.rope import llama4_query_scale, rope_tables
 
 EAGLE1, EAGLE3 = "eagle1", "eagle3"
@@ -200,11 +200,7 @@ class EagleHead:
         and fixes the draft -> target id map used while drafting."""
         self._to_target = self.draft_to_target
         if self.kind == EAGLE1 and self.reduced_vocab:
-            head = self.target.lm_head
-            rows = self._to_target
-            self.lm_head = (
-                head.take(rows) if isinstance(head, QuantWeight) else head[rows].contiguous()
-            )
+            self.lm_head = self.target.lm_head[self._to_target].contiguous()
 
     def trainable(self) -> list[torch.Tensor]:
         """Distinct learnable tensors (fused qkv / gate-up once each)."""

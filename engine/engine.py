@@ -102,12 +102,13 @@ def load_model(
             return load_parallel(ckpt, tp, dev, dt, max_len, kinds)
         plan: dict[str, int | str]
         on_gpu = dev.type == "cuda"
+        kept_on_gpu = ckpt.gpu_kinds() if on_gpu and not (dequantize or quantize) else {}
         if quantize and on_gpu:  # engine.gpu_quant: each matrix quantizes as it is copied in
             plan = dict(gpu_quant.quant_plan(ckpt.config, quantize))
         elif quantize:
             plan = dict(quantize_plan(ckpt.config, quantize))
-        elif on_gpu and not dequantize and ckpt.gpu_kinds():  # FP8, AWQ/GPTQ as stored
-            plan = dict(ckpt.gpu_kinds())
+        elif kept_on_gpu:  # FP8, AWQ/GPTQ as stored
+            plan = dict(kept_on_gpu)
         else:
             plan = dict(quant_plan(ckpt, dev, tp, dequantize))
         model = Transformer(ckpt.config, max_len, dt, dev, quant=plan)
@@ -118,8 +119,8 @@ def load_model(
         load_into(model, quantize_stream(tensors, plan, keep) if cpu_blocks else tensors)
     if dev.type == "cpu" and dt == torch.float32:
         cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
-    if plan:
-        cpu_quant.enabled()
+    if plan and dev.type == "cpu":
+        cpu_quant.enabled()  # build the quantized kernel now too
     return model
 
 

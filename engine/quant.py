@@ -86,10 +86,14 @@ class QuantWeight:
     def nbytes(self) -> int:
         return self.data.numel()
 
-    def __getitem__(self, rows: slice) -> QuantWeight:
-        if not isinstance(rows, slice):
-            raise TypeError("a QuantWeight is sliced by rows only")
+    def __getitem__(self, rows: slice | torch.Tensor) -> QuantWeight:
+        """Rows: a slice (a view), or an index tensor (a copy: a reduced-vocabulary head)."""
+        if not isinstance(rows, slice | torch.Tensor):
+            raise TypeError("a QuantWeight is indexed by rows only")
         return QuantWeight(self.data[rows], self.qtype, self.cols)
+
+    def contiguous(self) -> QuantWeight:
+        return QuantWeight(self.data.contiguous(), self.qtype, self.cols)
 
     def copy_(self, other: QuantWeight) -> QuantWeight:
         if not isinstance(other, QuantWeight) or other.qtype != self.qtype:
@@ -109,10 +113,6 @@ class QuantWeight:
         """Dequantised rows `ids` [...] -> [..., cols] (embedding lookup)."""
         flat = cpu_quant.dequantize(self.data[ids.reshape(-1)], self.qtype, self.cols)
         return flat.to(dtype).view(*ids.shape, self.cols)
-
-    def take(self, ids: torch.Tensor) -> QuantWeight:
-        """A new matrix of rows `ids` (still quantized): a reduced-vocabulary LM head."""
-        return QuantWeight(self.data[ids].contiguous(), self.qtype, self.cols)
 
 
 @dataclass

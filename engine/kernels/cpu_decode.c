@@ -70,14 +70,6 @@ static void matmul(const vibe_layer *lay, int which, const float *x, void *act, 
     }
 }
 
-static void rms_norm(const float *x, const float *w, int64_t n, double eps, float *out) {
-    float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
-    const float r = 1.0f / sqrtf(ss / (float)n + (float)eps);
-    for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * r);
-}
-
 /* RoPE (rotate-half) of one head in place: x[j] cos[j] - x[j + D/2] sin[j] for j < D/2. */
 static void rotate(float *x, const float *c, const float *s, int64_t D, float scale) {
     const int64_t half = D / 2;
@@ -152,10 +144,9 @@ int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t 
         for (int64_t l = 0; l < md->n_layers && !failed; l++) {
             const vibe_layer *lay = md->layers + l;
             const size_t plane = (size_t)md->max_len * (size_t)D, layer_at = (size_t)l * Hkv * plane;
-            if (l > 0)
-                for (int64_t i = 0; i < M * dim; i++) xs[i] += delta[i];
-            for (int64_t m = 0; m < M; m++)
-                rms_norm(xs + m * dim, lay->attn_norm, dim, md->eps, h + m * dim);
+            /* xs += the last layer's output (none before layer 0), h = rmsnorm(xs) */
+            vibe_add_rmsnorm_f32(l > 0 ? delta : xs, l > 0 ? xs : NULL, xs, lay->attn_norm, h, M,
+                                 dim, (float)md->eps);
             matmul(lay, WQKV, h, act, M, dim, qkv, QKV);
 #pragma omp barrier
             int64_t t0, t1;
@@ -182,9 +173,7 @@ int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t 
 #pragma omp barrier
             matmul(lay, WO, att, act, M, H * D, delta, dim);
 #pragma omp barrier
-            for (int64_t i = 0; i < M * dim; i++) xs[i] += delta[i];
-            for (int64_t m = 0; m < M; m++)
-                rms_norm(xs + m * dim, lay->ffn_norm, dim, md->eps, h + m * dim);
+            vibe_add_rmsnorm_f32(delta, xs, xs, lay->ffn_norm, h, M, dim, (float)md->eps);
             matmul(lay, W13, h, act, M, dim, ffn, 2 * F);
 #pragma omp barrier
             for (int64_t m = 0; m < M; m++) {

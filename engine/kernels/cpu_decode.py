@@ -7,7 +7,7 @@ runs the same layer math (engine/layer.py) with the threads of one OpenMP region
 
 It applies to a model on one CPU whose activations and KV cache are fp32 and whose matrices are
 fp32 rows or GGUF blocks the quantized kernel runs; `FusedLayers.build` returns None otherwise
-(and with VIBE_CPU_KERNELS=0), and the caller takes the torch path. The model is read through
+(and `fused_layers` with VIBE_CPU_KERNELS=0), and the caller takes the torch path. The model is read through
 the attributes `Transformer` has (no import of engine.model: kernels sit below it).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 
 from engine.kernels import cpu_quant
 from engine.kernels.cpu_linear import build_library, switched_on
+from engine.rope import llama4_query_scale
 
 _HERE = Path(__file__).parent
 MAX_ROWS = 16  # decode, speculative verify, or one token of each of up to 16 sequences
@@ -81,7 +81,7 @@ def _matrix(w: Any, rows: int, cols: int) -> list[_Part] | None:
         found = [_matrix(p, p.shape[0], cols) for p in parts]
         if any(f is None for f in found):
             return None
-        return [f[0] for f in found if f is not None]
+        return [f[0] for f in found]  # type: ignore[index]
     if isinstance(w, torch.Tensor):
         ok = w.dtype == torch.float32 and w.device.type == "cpu" and w.stride(-1) == 1
         if not ok or tuple(w.shape) != (rows, cols):
@@ -109,13 +109,11 @@ class FusedLayers:
             self._layers,
         )  # fmt: skip
         self.window = cfg.sliding_window or None
-        self.llama4 = (cfg.llama4_beta, cfg.llama4_original_max) if cfg.llama4_beta else None
+        self.cfg = cfg
 
     @staticmethod
     def build(model: Any) -> FusedLayers | None:
         """The fused layers of `model`, or None when the C step does not apply to it."""
-        if not switched_on():
-            return None
         cfg, lc = model.cfg, model.local
         if (
             model.device.type != "cpu"
@@ -173,11 +171,8 @@ class FusedLayers:
             raise ValueError(f"positions up to {max(positions) + 1} exceed the cache")
         w = self.window
         lo = [max(0, p + 1 - w) if w else 0 for p in positions]
-        if self.llama4 is None:
-            scale = [1.0] * M
-        else:
-            beta, orig = self.llama4
-            scale = [1 + beta * math.log(1 + math.floor(p / orig)) for p in positions]
+        q_scale = llama4_query_scale(self.cfg, torch.tensor(positions))  # Llama-4 scaling
+        scale = [1.0] * M if q_scale is None else q_scale.tolist()
         captured, slots = None, None
         if wanted:
             captured = torch.empty((len(wanted), M, x.shape[1]), dtype=torch.float32)
