@@ -10,6 +10,9 @@ calls `url_verdict` for the web_fetch tool; auto-approve applies there as for ev
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -18,8 +21,35 @@ from urllib.parse import urlsplit
 TOOL = "web_fetch"
 
 
+_NUMERIC_LABELS = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
+
+
+def canonical_host(host: str) -> str | None:
+    """The host a connection goes to, spelled one way: lower case, no trailing dot, IDNA
+    (so `evil。com` is `evil.com`), IPv4 in dotted decimal (`2852039166` and `0xa9fea9fe` are
+    `169.254.169.254`, as the resolver reads them), IPv6 compressed. None: not a valid host."""
+    host = host.strip().lower()
+    try:
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    host = host.rstrip(".")
+    if _NUMERIC_LABELS.fullmatch(host):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            return None
+    if ":" in host:
+        try:
+            return ipaddress.ip_address(host).compressed
+        except ValueError:
+            return None
+    return host
+
+
 def url_host(url: str) -> str | None:
-    """The lower-case host of an http(s) URL, or None when it is not one."""
+    """The canonical host of an http(s) URL, or None when it is not one."""
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
@@ -27,7 +57,7 @@ def url_host(url: str) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    return host.lower().rstrip(".")
+    return canonical_host(host)
 
 
 def host_matches(pattern: str, host: str) -> bool:
@@ -42,15 +72,20 @@ def host_matches(pattern: str, host: str) -> bool:
         return False
     if pat == "*":
         return True
-    if pat.startswith("*.") and host == pat[2:]:
+    wild = pat.startswith("*.")
+    base = pat[2:] if wild else pat
+    if not any(c in base for c in "*?["):  # a plain name: compared as the host is
+        base = canonical_host(base) or base
+    if wild and host == base:
         return True
-    return fnmatchcase(host, pat)
+    return fnmatchcase(host, "*." + base if wild else base)
 
 
 def url_pattern(url: str) -> str:
-    """The pattern "allow for this session / always" remembers: the exact host."""
+    """The pattern "allow for this session / always" remembers: the exact host, with any
+    wildcard character in it escaped (`http://*/` must not become "every host")."""
     host = url_host(url)
-    return host if host else "\x00never"
+    return re.sub(r"([*?[])", r"[\1]", host) if host else "\x00never"
 
 
 def url_verdict(

@@ -77,6 +77,26 @@ def test_web_fetch_asks_by_default_and_allowlist_denylist_decide():
     assert evaluate("web_fetch", other, policy(), CWD, [("web_fetch", rule)]).action == "ask"
 
 
+def test_hosts_are_compared_as_the_connection_resolves_them():
+    """A denylist entry holds for every spelling of its host: IDNA dots, numeric IPv4 forms,
+    punycode; "allow for this session" on a host with a wildcard character allows only it."""
+    meta = policy(web_fetch=ToolPolicy("always", denylist=("169.254.169.254", "evil.com")))
+    for url in ("http://2852039166/", "http://0xa9fea9fe/latest", "http://evil\u3002com/"):
+        assert evaluate("web_fetch", {"url": url}, meta, CWD).action == "deny", url
+    idn = policy(
+        web_fetch=ToolPolicy(
+            "always", denylist=("\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",)
+        )
+    )
+    assert (
+        evaluate("web_fetch", {"url": "http://xn--e1afmkfd.xn--p1ai/"}, idn, CWD).action == "deny"
+    )
+    for url in ("http://*/", "http://*.com/"):
+        rule = session_pattern("web_fetch", {"url": url})
+        other = {"url": "https://anything.com/"}
+        assert evaluate("web_fetch", other, policy(), CWD, [("web_fetch", rule)]).action == "ask"
+
+
 def test_plan_mode_lets_web_fetch_ask_but_not_write():
     plan = build_policy(VibeConfig(), ModeConfig(name="plan", safety="safe"))
     assert evaluate("web_fetch", {"url": "https://a.io"}, plan, CWD).action == "ask"
