@@ -161,8 +161,14 @@ class Agent:
     def cost_usd(self) -> float:
         return self._budget.life_cost_usd
 
+    @property
+    def running(self) -> bool:
+        """A turn is in progress (its provider may be streaming)."""
+        return self._task is not None and not self._task.done()
+
     def interrupt(self) -> None:
-        if self._task is not None and not self._task.done():
+        if self.running:
+            assert self._task is not None
             self._task.cancel()
 
     def set_model(self, model: ModelConfig, provider: Provider) -> None:

@@ -75,13 +75,19 @@ class Runtime(Run):
             self.retired.append(old)
 
     async def close_retired(self) -> None:
+        """Close the providers a mode or model switch replaced, unless a turn is running (it
+        may still stream from one): every front end calls this again when a turn ends."""
+        if not self.agent.running:
+            await self._close_all_retired()
+
+    async def _close_all_retired(self) -> None:
         while self.retired:
             await self.retired.pop().aclose()
 
     async def aclose(self) -> None:
         if self.mcp is not None:
             await self.mcp.aclose()
-        await self.close_retired()
+        await self._close_all_retired()
         await self.agent.provider.aclose()
 
 

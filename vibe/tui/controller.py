@@ -256,8 +256,7 @@ class Controller:
             await self.runtime.set_mode(mode)
         except VibeError as exc:
             await self.say(f"cannot switch to {label(mode)}: {exc}", "error")
-        if not self.busy:
-            await self.runtime.close_retired()
+        await self.runtime.close_retired()
         self.update_footer()
 
     async def switch_model(self, alias: str) -> None:
@@ -266,8 +265,7 @@ class Controller:
             await self.runtime.set_model(alias)
         except VibeError as exc:
             await self.say(f"cannot switch model: {exc}", "error")
-        if not self.busy:
-            await self.runtime.close_retired()
+        await self.runtime.close_retired()
         self.update_footer()
 
     # ---- replacing the runtime: /clear, /resume, /rewind ------------------------------------
