@@ -109,7 +109,7 @@ def load_image_bytes(raw: bytes, shown: str) -> ImagePayload:
                 and not animated
                 and _fits(width, height, len(raw))
             ):
-                mime = {"JPG": "image/jpeg"}.get(fmt, f"image/{fmt.lower()}")
+                mime = f"image/{fmt.lower()}"
                 return _payload(shown, mime, raw, (width, height), (width, height), size)
             out, mime, dims = _shrink(img)
     except UnidentifiedImageError:

@@ -3,6 +3,7 @@ passed through, results turned into text for the model."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import hashlib
 import json
@@ -58,7 +59,8 @@ class McpTool(Tool):
         except McpCallError as exc:
             raise ToolError(str(exc)) from None
         text = result_text(result)
-        images = result_images(result, self.name)  # shown to image models (vibe.images)
+        # Shown to image models (vibe.images); decoding and scaling happen off the event loop.
+        images = await asyncio.to_thread(result_images, result, self.name)
         return ToolResult(text, ok=not result.is_error, data={"images": images} if images else None)
 
 

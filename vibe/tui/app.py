@@ -29,7 +29,6 @@ from vibe.tui.widgets.prompt import CompletionMenu, PromptInput
 if TYPE_CHECKING:
     from vibe.config import LoadedConfig
     from vibe.session import Session
-    from vibe.tui.approver import TuiApprover
     from vibe.tui.build import Runtime
     from vibe.tui.router import EventRouter
     from vibe.tui.widgets.messages import UserMessage
@@ -93,10 +92,6 @@ class VibeApp(App[int]):
     @property
     def router(self) -> EventRouter | None:
         return self.ctl.router
-
-    @property
-    def approver(self) -> TuiApprover | None:
-        return self.ctl.approver
 
     @property
     def busy(self) -> bool:

@@ -176,7 +176,9 @@ class Controller:
         if self.runtime.checkpoints is not None:  # the user message is the next one saved
             self.runtime.checkpoints.begin(len(session.messages), text)
         # @images attach to the prompt (or a notice says why not): vibe/tui/mentions.py
-        prompt, notices = attach_mentions(text, self.cwd, self.runtime.agent)
+        prompt, notices = await asyncio.to_thread(
+            attach_mentions, text, self.cwd, self.runtime.agent
+        )
         for notice in notices:
             self.app.notify(notice, severity="warning", timeout=10)
         self.app.run_worker(self._run_turn(prompt), group="agent", exclusive=True)
