@@ -32,7 +32,8 @@ class TaskTool(Tool):
     name = "task"
     description = DESCRIPTION
     Args = TaskArgs
-    # Read-only subagents (explore) run concurrently; one that may write or run non-read-only
+    # Read-only subagents (explore) run concurrently with each other, not beside an edit (they
+    # read the whole working folder); one that may write or run non-read-only
     # bash/MCP tools is a barrier like bash (see `access_for`, vibe.agent.footprint).
     access = "none"
 
@@ -42,12 +43,13 @@ class TaskTool(Tool):
         self.description = DESCRIPTION.format(agents=describe(self.profiles))
 
     def access_for(self, arguments: Any) -> str:
-        """ "none" for a read-only subagent (several run at once), "any" (a barrier) otherwise."""
+        """ "read" (the whole working folder) for a read-only subagent: several run at once,
+        but never beside an edit they could read half-done; "any" (a barrier) otherwise."""
         name = arguments.get("agent", "explore") if isinstance(arguments, dict) else None
         profile = self.profiles.get(name) if isinstance(name, str) else None
         if profile is None:
             return "none"  # rejected without running a child
-        return "none" if read_only_profile(profile) else "any"
+        return "read" if read_only_profile(profile) else "any"
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, TaskArgs)
