@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools._gitconfig import GIT_VALUE_OPTIONS, config_files, find_git_dir
+from tools._gitconfig import config_files, find_git_dir
+from tools._gitopts import git_globals
 from tools._readonly import names
 from tools._shellquote import code_texts
 
@@ -61,17 +62,8 @@ def git_extras(name: str, args: tuple[str, ...], cwd: str | None) -> GitExtra:
         out.texts.append(" ".join(["git", *args]))
     folder = Path(cwd) if cwd else None
     git_dir: Path | None = None
-    i = 0
-    while i < len(args) and args[i].startswith("-"):
-        arg = args[i]
-        option, eq, value = arg.partition("=")
-        glued = option[:2] in ("-c", "-C") and len(option) > 2 and not option.startswith("--")
-        if glued:
-            option, value, eq = arg[:2], arg[2:], "="
-        i += 1
-        if option in GIT_VALUE_OPTIONS and not eq:
-            value = args[i] if i < len(args) else ""
-            i += 1
+    found = git_globals(args)
+    for option, value in found.options:
         if option == "-c":
             _config_pair(*_split(value), out)
         elif option == "--config-env":
@@ -82,6 +74,7 @@ def git_extras(name: str, args: tuple[str, ...], cwd: str | None) -> GitExtra:
             folder = folder / os.path.expanduser(value)
         elif option == "--git-dir" and folder is not None and value:
             git_dir = folder / os.path.expanduser(value)
+    i = found.start
     if i >= len(args):
         return out
     sub, rest = args[i], list(args[i + 1 :])

@@ -23,20 +23,6 @@ _NAMES = re.compile(
 _FALSE = frozenset({"", "false", "no", "off", "0"})
 _SECTION = re.compile(r'^\s*\[\s*([^\]\s"]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]\s*(.*)$')
 _KEY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$")
-# git's global options (before the subcommand) that take the next word as their value.
-GIT_VALUE_OPTIONS = frozenset(
-    [
-        "-C",
-        "-c",
-        "--git-dir",
-        "--work-tree",
-        "--namespace",
-        "--super-prefix",
-        "--config-env",
-        "--attr-source",
-        "--list-cmds",
-    ]
-)
 
 
 def find_git_dir(start: Path) -> Path | None:

@@ -2,10 +2,10 @@
 
 A pattern is a host name (`docs.python.org`), a wildcard (`*.python.org`, which also matches
 `python.org` itself), `domain:HOST` (Claude Code's spelling) or `*` (every host). Hosts match
-case-insensitively, without the port. Order: a malformed or non-http(s) URL denies; a denylist
-match denies; `never` denies; plan mode lets web_fetch ask (it only reads); `always`, an
-allowlist or session pattern allows; everything else asks. `evaluate` in tools/permissions.py
-calls `url_verdict` for the web_fetch tool; auto-approve applies there as for every tool.
+case-insensitively, without the port. A malformed or non-http(s) URL denies (`url_target`);
+then the host goes through the same ladder as every tool's target in tools/permissions.py
+(denylist, `never`, plan mode, `always`, allowlist and session patterns, else ask), matched
+with `host_matches`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
 from fnmatch import fnmatchcase
-from typing import Any
 from urllib.parse import urlsplit
 
 TOOL = "web_fetch"
@@ -88,28 +86,15 @@ def url_pattern(url: str) -> str:
     return re.sub(r"([*?[])", r"[\1]", host) if host else "\x00never"
 
 
-def url_verdict(
-    url: str,
-    tool: Any,  # tools.permissions.ToolPolicy
-    allow: tuple[str, ...],
-    policy: Any,  # tools.permissions.PermissionPolicy
-    verdict: Callable[[str, str], Any],
-) -> Any:
-    """The Verdict (built with `verdict(action, reason)`) for a web_fetch of `url`."""
+class UrlError(ValueError):
+    """A URL web_fetch must not fetch (no http(s) host, a NUL byte); the message says why."""
+
+
+def url_target(url: str) -> str:
+    """The host the permission rules judge for a web_fetch of `url`; UrlError when none."""
     if "\x00" in url:
-        return verdict("deny", "web_fetch: the URL contains a NUL byte")
+        raise UrlError(f"{TOOL}: the URL contains a NUL byte")
     host = url_host(url)
     if host is None:
-        return verdict("deny", f"web_fetch needs an http:// or https:// URL, got {url[:200]!r}")
-    for pattern in tool.denylist:
-        if host_matches(pattern, host):
-            return verdict("deny", f"web_fetch {host} matches the denylist pattern {pattern!r}")
-    if tool.permission == "never":
-        return verdict("deny", "the web_fetch tool is disabled (permission = never)")
-    if policy.read_only and TOOL not in policy.read_only_tools:
-        return verdict("deny", "plan mode is read-only: web_fetch is not allowed")
-    if tool.permission == "always":
-        return verdict("allow", "web_fetch is always allowed")
-    if any(host_matches(p, host) for p in allow):
-        return verdict("allow", f"web_fetch {host} matches an allowed domain")
-    return verdict("ask", f"web_fetch {host} needs approval")
+        raise UrlError(f"{TOOL} needs an http:// or https:// URL, got {url[:200]!r}")
+    return host

@@ -15,7 +15,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from tools._gitconfig import GIT_VALUE_OPTIONS
+from tools._gitopts import git_globals
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh"})
 INTERPRETERS = SHELLS | frozenset(
@@ -346,26 +346,9 @@ def _find_execs(
     return runs
 
 
-# `--exec-path` takes a value only as `--exec-path=DIR`.
-_GIT_KNOWN = GIT_VALUE_OPTIONS | {"--exec-path"}
-
-
 def git_texts(args: tuple[str, ...]) -> list[str]:
     """`git SUBCOMMAND …` with the global options before the subcommand removed; for an
     option we do not know, both readings (with and without a value)."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("-"):
-            break
-        name = arg.split("=", 1)[0]
-        i += 1
-        if name in GIT_VALUE_OPTIONS and "=" not in arg:
-            i += 1
-        elif name not in _GIT_KNOWN and not arg.startswith("--") and len(arg) > 2:
-            pass  # glued value (`-C.`, `-ccore.x=y`)
-        elif name not in _GIT_KNOWN and i < len(args):
-            out.append(_text(("git", *args[i + 1 :])))  # maybe it took a value
-    out.append(_text(("git", *args[i:])))
-    return out
+    found = git_globals(args)
+    starts = (*found.alternates, found.start)
+    return [_text(("git", *args[start:])) for start in starts]

@@ -100,14 +100,15 @@ _QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(?:(['\"])(\w+)\3|\\(\w+))")
 _TIME = re.compile(r"(^|[;&|(){}\n!]|\b(?:then|do|else|elif)\b)([ \t]*)time\b")
 
 
+def _bare_delimiter(match: re.Match[str]) -> str:
+    """`<<'EOF'` (a _QUOTED_HEREDOC match) as `<< EOF ` : the same length, no quotes."""
+    word = match.group(4) or match.group(5)
+    return f"<<{match.group(1)}{match.group(2)} {word}" + (" " if match.group(4) else "")
+
+
 def _prepare(source: str) -> tuple[str, set[int]]:
     """(text bashlex can parse, start offsets of the `time` keywords replaced)."""
-
-    def unquote(match: re.Match[str]) -> str:
-        word = match.group(4) or match.group(5)
-        return f"<<{match.group(1)}{match.group(2)} {word}" + (" " if match.group(4) else "")
-
-    text = _QUOTED_HEREDOC.sub(unquote, source)
+    text = _QUOTED_HEREDOC.sub(_bare_delimiter, source)
     times = {m.start(2) + len(m.group(2)) for m in _TIME.finditer(text)}
     for pos in times:
         text = text[:pos] + "TIME" + text[pos + 4 :]

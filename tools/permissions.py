@@ -4,7 +4,8 @@ Precedence, strongest first (`evaluate` never raises; a path it cannot check is 
 1. A NUL byte in a path or command denies. For bash, a command that cannot be parsed denies when
    the bash tool has a denylist, under auto-approve ("auto-approve does not run what it cannot
    check") and in plan mode; otherwise it asks.
-2. A denylist match denies, in every mode. Paths are matched resolved (and as written); bash
+2. A denylist match denies, in every mode. Paths are matched resolved (and as written); web_fetch
+   URLs by their host (domain patterns, tools/_urlcheck.py; a URL without one denies); bash
    commands in every spelling (`/bin/rm`, wrappers such as env/sudo/nice/timeout/xargs/watch/
    busybox, git's global options, `find -exec`, `sh -c`, literal here-documents). With a bash
    denylist, a program that cannot be determined statically (`$X`, `$(echo rm)`, `r[m]`,
@@ -48,7 +49,7 @@ from tools._pathcheck import (
     roots_of,
 )
 from tools._readonly import readonly_check
-from tools._urlcheck import url_pattern, url_verdict
+from tools._urlcheck import UrlError, host_matches, url_pattern, url_target
 from tools.bash_analysis import BENIGN_WRAPPERS, analyze
 
 Permission = Literal["always", "ask", "never"]
@@ -155,11 +156,9 @@ def evaluate(
             verdict = bash_verdict(
                 _text(values.get("command")), tool, allow, policy, Path(cwd), Verdict, matches
             )
-        elif tool_name == "web_fetch":  # domain patterns: see tools/_urlcheck.py (issue 24)
-            verdict = url_verdict(_text(values.get("url")), tool, allow, policy, Verdict)
         else:
             verdict = _tool(tool_name, values, tool, allow, policy, Path(cwd))
-    except PathError as exc:
+    except (PathError, UrlError) as exc:
         return Verdict("deny", str(exc))
     except Exception as exc:  # a checker bug must not end the run, nor let the call through
         return Verdict("deny", f"the permission check failed ({type(exc).__name__}: {exc})")
@@ -183,18 +182,22 @@ def _tool(
     where = None
     targets: list[str] = []
     raw = ""
-    if name in PATH_TOOLS:
+    match, subject, kind = matches, name, "pattern"  # how allow patterns match and are named
+    if name == "web_fetch":  # domain patterns on the URL's host (tools/_urlcheck.py)
+        raw = url_target(_text(values.get("url")))
+        targets, match, subject, kind = [raw], host_matches, f"{name} {raw}", "domain"
+    elif name in PATH_TOOLS:
         raw = _text(values.get("path")) or "."
         roots = roots_of(cwd, policy.extra_roots)
         where = locate(raw, cwd, roots)
         targets = where.targets()
     for pattern in tool.denylist:
         # Tools without a path only match the catch-all pattern `*`.
-        if any(matches(pattern, t) for t in [*targets, raw] if t) or (
-            not targets and matches(pattern, "")
+        if any(match(pattern, t) for t in [*targets, raw] if t) or (
+            not targets and match(pattern, "")
         ):
-            subject = f"{name} {raw}" if targets else name
-            return Verdict("deny", f"{subject} matches the denylist pattern {pattern!r}")
+            what = f"{name} {raw}" if targets else name
+            return Verdict("deny", f"{what} matches the denylist pattern {pattern!r}")
     if tool.permission == "never":
         return Verdict("deny", f"the {name} tool is disabled (permission = never)")
     if where is not None and name in EDIT_TOOLS and _is_plan_file(where.path, policy):
@@ -205,7 +208,7 @@ def _tool(
             return Verdict("allow", f"{name} reads a skill's files in {skill_root}")
     if policy.read_only and name not in policy.read_only_tools:
         return Verdict("deny", f"plan mode is read-only: {name} is not allowed")
-    patterns = [p for p in allow if any(matches(p, t) for t in (targets or [""]))]
+    patterns = [p for p in allow if any(match(p, t) for t in (targets or [""]))]
     if where is not None:
         if not where.inside:
             reason = f"{name} on a path outside the working directory: {raw}"
@@ -221,10 +224,10 @@ def _tool(
     if tool.permission == "always":
         return Verdict("allow", f"{name} is always allowed")
     if patterns:
-        return Verdict("allow", f"{name} matches an allowed pattern")
+        return Verdict("allow", f"{subject} matches an allowed {kind}")
     if policy.auto_edits and name in EDIT_TOOLS:
         return Verdict("allow", f"accept-edits mode allows {name} inside the working directory")
-    return Verdict("ask", f"{name} needs approval")
+    return Verdict("ask", f"{subject} needs approval")
 
 
 def _is_plan_file(path: Path, policy: PermissionPolicy) -> bool:

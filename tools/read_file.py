@@ -9,9 +9,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools._image import ImageFileError, image_type, load_image
+from tools._image import ImageFileError, load_image
 from tools._paths import display, missing_file_error, resolve
-from tools._text import SNIFF_BYTES, decode, looks_binary, sniff_encoding
+from tools._sniff import Kind, sniff
+from tools._text import decode, sniff_encoding
 from tools.base import Tool, ToolContext, ToolError, ToolResult
 
 MAX_LINES = 2000
@@ -61,11 +62,12 @@ def _read(args: ReadFileArgs, cwd: Path, cap: int | None, text: str | None = Non
         raise missing_file_error(cwd, args.path, path)
     elif path.is_dir():
         raise ToolError(f"{shown} is a directory; use bash `ls` or grep to explore it")
-    elif (image := _image(path, shown)) is not None:  # png/jpg/gif/webp (issue 24)
-        return image
     else:
         try:
-            lines, total = _lines(path, shown, args.offset or 1)
+            kind, head = sniff(path)
+            if kind == "image":  # png/jpg/gif/webp (issue 24)
+                return _image(path, shown)
+            lines, total = _lines(path, shown, args.offset or 1, kind, head)
         except PermissionError:
             raise ToolError(f"permission denied: {shown}") from None
     start = args.offset or 1
@@ -84,16 +86,9 @@ def _read(args: ReadFileArgs, cwd: Path, cap: int | None, text: str | None = Non
     )
 
 
-def _image(path: Path, shown: str) -> ToolResult | None:
+def _image(path: Path, shown: str) -> ToolResult:
     """An image file: its pixels in `data["images"]` (the agent shows them to a model that
-    takes images and tells any other model it cannot see them); None for any other file."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
-    except PermissionError:
-        raise ToolError(f"permission denied: {shown}") from None
-    if image_type(path, head) is None:
-        return None
+    takes images and tells any other model it cannot see them)."""
     try:
         payload = load_image(path, shown)
     except ImageFileError as exc:
@@ -159,12 +154,11 @@ def _text_lines(text: str, start: int) -> tuple[list[str], int]:
     return [_strip_cr(x) for x in all_lines[start - 1 : start - 1 + MAX_LINES]], len(all_lines)
 
 
-def _lines(path: Path, shown: str, start: int) -> tuple[list[str], int]:
-    """Lines from `start` (at most MAX_LINES) and the file's total line count."""
+def _lines(path: Path, shown: str, start: int, kind: Kind, sample: bytes) -> tuple[list[str], int]:
+    """Lines from `start` (at most MAX_LINES) and the file's total line count; `kind` and
+    `sample`: what tools._sniff found in its first bytes."""
     size = path.stat().st_size
-    with path.open("rb") as handle:
-        sample = handle.read(SNIFF_BYTES)
-    if looks_binary(sample):
+    if kind == "binary":
         raise ToolError(
             f"{shown} is a binary file ({size} bytes); read_file only reads text "
             "(inspect it with bash, e.g. `file` or `xxd | head`)"

@@ -18,6 +18,7 @@ from tools.web_fetch import WebFetchTool
 from tools.write_file import WriteFileTool
 
 MAX_TIMEOUT_S = 86_400
+MAX_FETCH_TIMEOUT_S = 300
 
 
 def builtin_tools(
@@ -32,17 +33,8 @@ def builtin_tools(
     ones (the providers' api_key_env_var); `[tools.bash] env_passthrough` lets names through.
     `output_cap`: bytes of command output bash keeps (head and tail)."""
     bash = (settings or {}).get("bash", {})
-    timeout = bash.get("default_timeout", DEFAULT_TIMEOUT_S)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or not 0 < timeout <= MAX_TIMEOUT_S
-    ):
-        raise ValueError(
-            "tools.bash.default_timeout must be a number of seconds between 0 and "
-            f"{MAX_TIMEOUT_S}, got {timeout!r}"
-        )
+    timeout = _timeout(bash, "bash", DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
+    fetch = (settings or {}).get("web_fetch", {})
     passthrough = bash.get("env_passthrough", ())
     if isinstance(passthrough, str) or not all(
         isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in passthrough
@@ -62,16 +54,22 @@ def builtin_tools(
         EditTool(),
         GrepTool(),
         TodoTool(),
-        WebFetchTool(_fetch_timeout((settings or {}).get("web_fetch", {}))),
+        WebFetchTool(_timeout(fetch, "web_fetch", FETCH_TIMEOUT_S, MAX_FETCH_TIMEOUT_S)),
     ]
     return {tool.name: tool for tool in tools}
 
 
-def _fetch_timeout(table: Mapping[str, Any]) -> float:
-    """`[tools.web_fetch] default_timeout` (seconds), else web_fetch's own default."""
-    value = table.get("default_timeout", FETCH_TIMEOUT_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 300:
+def _timeout(table: Mapping[str, Any], tool: str, default: float, most: float) -> float:
+    """`[tools.TOOL] default_timeout` (seconds, at most `most`), else the tool's own default."""
+    value = table.get("default_timeout", default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= most
+    ):
         raise ValueError(
-            f"tools.web_fetch.default_timeout must be seconds between 0 and 300, got {value!r}"
+            f"tools.{tool}.default_timeout must be a number of seconds between 0 and "
+            f"{most:g}, got {value!r}"
         )
     return float(value)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tools._image import ImageFileError, ImagePayload, image_type, load_image
-from tools._text import looks_binary
+from tools._image import ImageFileError, ImagePayload, load_image
+from tools._sniff import Kind
 from vibe.config import ModelConfig
 from vibe.messages import Image
 
@@ -53,22 +53,18 @@ def tool_images(
 
 
 def mention_attachment(
-    path: Path, shown: str, model: ModelConfig, provider: Any
+    path: Path, shown: str, kind: Kind, model: ModelConfig, provider: Any
 ) -> tuple[Image | None, str | None]:
-    """An `@file` that is not text: (the image to attach, None), or (None, a one-line notice
-    for the user) when it cannot be attached; (None, None) for a text file (inline it)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(8192)
-    except OSError as exc:
-        return None, f"@{shown} not attached: {exc.strerror or exc}"
-    if image_type(path, head[:16]) is not None:
+    """An `@file` that is not text (`kind`: tools._sniff's): (the image to attach, None), or
+    (None, a one-line notice for the user) when it cannot be attached; (None, None) for a text
+    file (inline it)."""
+    if kind == "image":
         if not takes_images(model, provider):
             return None, f"@{shown} not attached: {notice(model, provider)}"
         try:
             return to_image(load_image(path, shown)), None
         except ImageFileError as exc:
             return None, f"@{shown} not attached: {exc}"
-    if looks_binary(head):
+    if kind == "binary":
         return None, f"@{shown} not attached: it is a binary file (only text and images can be)"
     return None, None

@@ -150,10 +150,11 @@ def test_the_mcp_sdk_is_imported_only_lazily():
 
 
 def test_the_acp_server_loads_neither_textual_nor_torch():
-    """`vibe acp` builds sessions with the TUI's Runtime (vibe.tui.build), never the TUI."""
+    """`vibe acp` builds sessions with the shared Runtime (vibe.runtime), never the TUI."""
     code = (
-        "import sys, vibe.acp.agent, vibe.acp.session, vibe.tui.build; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'torch')))"
+        "import sys, vibe.acp.agent, vibe.acp.session, vibe.runtime; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'torch')"
+        " or m.startswith('vibe.tui')))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -1,4 +1,4 @@
-"""One ACP session: a vibe session (vibe.tui.build's Runtime: the same assembly as the TUI, with
+"""One ACP session: a vibe session (vibe.runtime's Runtime: the same assembly as the TUI, with
 mode and model switching) plus the editor connection it reports to. A prompt runs one turn
 through the agent's event stream and ends with an ACP stop reason."""
 
@@ -148,6 +148,8 @@ class AcpSession:
         self.turn = asyncio.current_task()  # type: ignore[assignment]
         from vibe.agent.turn import run_turn
 
+        self.runtime.begin_turn(text)  # title, rewind checkpoint: as in the TUI
+
         fin: TurnFinished | None = None
         try:
             async for event in run_turn(self.runtime, text):
@@ -198,7 +200,7 @@ def open_session(
     add_dirs: tuple[Path, ...] = (),
 ) -> AcpSession:
     """Build the runtime (ConfigError/UsageError for bad input) and bind the editor to it."""
-    from vibe.tui.build import build_runtime
+    from vibe.runtime import build_runtime
 
     approver, interaction = AcpApprover(), AcpInteraction()
     holder: list[AcpSession] = []

@@ -98,6 +98,7 @@ def build_child(parent: Agent, loaded: Any, profile: ModeConfig, call_id: str, t
         on_always=ps.on_always,
         secrets=ps.secrets,
         hooks=ps.hooks.for_child() if ps.hooks else None,
+        before_run=ps.before_run,  # its edits go into the parent turn's rewind checkpoint
     )
     session = child_session(parent.session, call_id, model.key, profile.name, task)
     child = Agent(provider, tools, ChildApprover(parent, profile.name), settings, session)

@@ -28,8 +28,8 @@ from vibe.tui.widgets.prompt import CompletionMenu, PromptInput
 
 if TYPE_CHECKING:
     from vibe.config import LoadedConfig
+    from vibe.runtime import Runtime
     from vibe.session import Session
-    from vibe.tui.build import Runtime
     from vibe.tui.router import EventRouter
     from vibe.tui.widgets.messages import UserMessage
 

@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from vibe.config import LoadedConfig
+    from vibe.runtime import Runtime
     from vibe.session import Session
     from vibe.tui.app import AppOptions, VibeApp
     from vibe.tui.approver import TuiApprover
-    from vibe.tui.build import Runtime
     from vibe.tui.notify import Notifier
     from vibe.tui.router import EventRouter
     from vibe.tui.widgets.messages import UserMessage
@@ -170,11 +170,7 @@ class Controller:
         self.app.chat.anchor()
         self.busy = True
         self.update_activity()
-        session = self.runtime.session
-        if not session.title:
-            session.set_title(text)  # what the user typed, not the expanded prompt
-        if self.runtime.checkpoints is not None:  # the user message is the next one saved
-            self.runtime.checkpoints.begin(len(session.messages), text)
+        self.runtime.begin_turn(text)  # title, rewind checkpoint: what the user typed
         # @images attach to the prompt (or a notice says why not): vibe/tui/mentions.py
         prompt, notices = await asyncio.to_thread(
             attach_mentions, text, self.cwd, self.runtime.agent
@@ -275,7 +271,7 @@ class Controller:
     async def replace_runtime(self, session: Session | None) -> None:
         """A new agent, same mode and model: session None starts a fresh session, another
         session resumes it, the same session (after a rewind) reloads its history."""
-        from vibe.tui.build import build_runtime
+        from vibe.runtime import build_runtime
 
         old = self.runtime
         assert old is not None and self.loaded is not None and self.approver is not None
@@ -348,7 +344,7 @@ class Controller:
 
 
 def _preload() -> Any:
-    """Import what the first frame does not need; returns vibe.tui.build."""
+    """Import what the first frame does not need; returns vibe.runtime."""
     for name in ("rich.markdown", "rich.syntax", "textual.widgets._markdown"):
         importlib.import_module(name)
-    return importlib.import_module("vibe.tui.build")
+    return importlib.import_module("vibe.runtime")

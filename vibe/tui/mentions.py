@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools._image import image_type
-from tools._text import looks_binary
+from tools._sniff import Kind, sniff
 
 MAX_FILES = 20_000
 MAX_FILE_BYTES = 100_000
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
-Attach = Callable[[Path, str], bool]  # (path, as written) → handled (attached or refused)
+# (path, as written, what it holds: tools._sniff) → handled (attached or refused)
+Attach = Callable[[Path, str, Kind], bool]
 MENTION_RE = re.compile(r"(?<![\w@])@([\w./~+-][^\s]*)")
 
 
@@ -65,7 +65,7 @@ def complete_path(fragment: str, files: list[str], limit: int = 12) -> list[str]
 
 def expand_mentions(text: str, root: Path, attach: Attach | None = None) -> str:
     """The prompt for the model: the user's text followed by the content of each text @file.
-    Any other file is never inlined: `attach(path, shown)` decides (an image is attached to
+    Any other file is never inlined: `attach(path, shown, kind)` decides (an image is attached to
     a model that takes images, anything else gets a notice: attach_mentions); without
     `attach`, binary files are left out."""
     blocks: list[str] = []
@@ -79,11 +79,10 @@ def expand_mentions(text: str, root: Path, attach: Attach | None = None) -> str:
             continue
         seen.add(rel)
         try:
-            with path.open("rb") as handle:
-                head = handle.read(8192)
-            if attach is not None and attach(path, rel):
+            kind, _ = sniff(path)
+            if attach is not None and attach(path, rel, kind):
                 continue
-            if looks_binary(head) or image_type(path, head[:16]) is not None:
+            if kind != "text":
                 continue
             data = path.read_bytes()
         except OSError:
@@ -105,8 +104,8 @@ def attach_mentions(text: str, root: Path, agent: Any) -> tuple[str, list[str]]:
     images: list[Any] = []
     notices: list[str] = []
 
-    def attach(path: Path, shown: str) -> bool:
-        image, note = mention_attachment(path, shown, agent.settings.model, agent.provider)
+    def attach(path: Path, shown: str, kind: Kind) -> bool:
+        image, note = mention_attachment(path, shown, kind, agent.settings.model, agent.provider)
         if image is not None:
             images.append(image)
         if note is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vibe.tui.build import Runtime
+    from vibe.runtime import Runtime
     from vibe.tui.controller import Controller
 
 NOTE = (

@@ -1,6 +1,7 @@
-"""The TUI's live runtime: vibe.build assembles the agent (the same builder `vibe run` uses);
-Runtime adds what only an interactive session does: switching mode and model mid-session and
-closing the providers it replaced. Tests pass `provider_factory` to serve the models."""
+"""The live runtime of an interactive session (the TUI and `vibe acp`): vibe.build assembles
+the agent (the same builder `vibe run` uses); Runtime adds switching mode and model mid-session,
+closing the providers it replaced, and the rewind checkpoints of each user turn (vibe.rewind).
+Tests pass `provider_factory` to serve the models."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ class Runtime(Run):
     @property
     def modes(self) -> list[ModeConfig]:
         return self.loaded.modes
+
+    def begin_turn(self, text: str) -> None:
+        """A user message is about to run (`text`: what the user typed): a new session takes it
+        as its title, and the files write_file/edit change from now on (a subagent's too) are
+        kept under this message so /rewind can restore them. Every front end calls this."""
+        session = self.session
+        if not session.title:
+            session.set_title(text)
+        if self.checkpoints is not None:  # the user message is the next one saved
+            self.checkpoints.begin(len(session.messages), text)
 
     async def set_mode(self, mode: ModeConfig) -> None:
         """The mode's permissions, tools (enabled_tools/disabled_tools) and system prompt; a mode
