@@ -23,7 +23,7 @@ from engine.events import ChatEvent, Finished, Timings, Usage
 from engine.kernels import cpu_linear, cpu_quant, omp
 from engine.model import Transformer
 from engine.parser import OutputParser
-from engine.quant import quant_plan
+from engine.quant import pack_matrices, quant_plan
 from engine.quantize import check_quantize, quantize_plan, quantize_stream
 from engine.sampling import SamplingParams
 from engine.spec import Speculator
@@ -79,7 +79,7 @@ def load_model(
 ) -> Transformer:
     """Allocate the model on the chosen device and stream the checkpoint's weights into it;
     with tp > 1, rank 0's shard here and ranks 1..tp-1 in worker processes. A GGUF file's
-    Q4_0/Q4_1/Q8_0 matrices (and AWQ/GPTQ ones, repacked) stay as stored on one CPU (`dtype`
+    Q4_0/Q4_1/Q8_0 matrices (and AWQ/GPTQ ones, repacked) stay as stored on the CPU (`dtype`
     is then the activations'), unless `dequantize`. `quantize` ("int8", "int4"): quantize a
     float checkpoint's matrices into blocks as they load (`engine.quantize`)."""
     dev = pick_device(device)
@@ -94,11 +94,16 @@ def load_model(
         raise BadRequestError(f"{ckpt.quant_label()} checkpoints run with --tp 1 for now")
     with _oom_as_engine_error():
         if tp > 1:
+            from engine.parallel.loader import check_blocks
             from engine.parallel.workers import load_parallel
 
-            kinds = gpu_quant.quant_plan(ckpt.config, quantize) if quantize else None
-            if kinds:
+            kinds: dict[str, int | str]
+            if quantize:
+                kinds = dict(gpu_quant.quant_plan(ckpt.config, quantize))
                 gpu_quant.check_shards(ckpt.config, kinds, tp)
+            else:  # a GGUF file's blocks stay as stored on every CPU rank
+                kinds = dict(quant_plan(ckpt, dev, dequantize))
+                check_blocks(ckpt.config, kinds, tp)  # before any worker starts
             return load_parallel(ckpt, tp, dev, dt, max_len, kinds)
         plan: dict[str, int | str]
         on_gpu = dev.type == "cuda"
@@ -110,13 +115,15 @@ def load_model(
         elif kept_on_gpu:  # FP8, AWQ/GPTQ as stored
             plan = dict(kept_on_gpu)
         else:
-            plan = dict(quant_plan(ckpt, dev, tp, dequantize))
+            plan = dict(quant_plan(ckpt, dev, dequantize))
         model = Transformer(ckpt.config, max_len, dt, dev, quant=plan)
         keep = model.quantized_names()
         gpu_kept = {n for n, kind in plan.items() if isinstance(kind, str)} if not quantize else ()
         tensors = ckpt.tensors(set(model.weight_targets()), keep, gpu_kept)
         cpu_blocks = quantize and not on_gpu
         load_into(model, quantize_stream(tensors, plan, keep) if cpu_blocks else tensors)
+        if plan and dev.type == "cpu":
+            pack_matrices(model)  # the kernel's tiled layout, once every row is in
     if dev.type == "cpu" and dt == torch.float32:
         cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
     if plan and dev.type == "cpu":

@@ -66,7 +66,7 @@ class Layer:
 class Transformer:
     """Decoder-only model, whole or one tensor-parallel rank's shard (`tp`). Tensors are
     allocated empty and filled by the loader; `local` has this rank's head/FFN/vocab sizes.
-    `quant` (canonical name -> GGML type, CPU and one rank only): matrices whose checkpoint
+    `quant` (canonical name -> GGML type, CPU only): matrices whose checkpoint
     tensors all have one kept type are `QuantWeight`s of that type; `dtype` is then the
     activations' (and norms') dtype."""
 
@@ -92,10 +92,10 @@ class Transformer:
         def matrix(rows: int, cols: int, *names: str, split: tuple[int, ...] = ()) -> Matrix:
             types = {quant.get(n) for n in names}
             (qtype,) = types if len(types) == 1 else (None,)
-            one_cpu = device.type == "cpu" and tp.size == 1
-            if qtype in KEPT and one_cpu:
+            on_cpu = device.type == "cpu"  # every tensor-parallel rank alike
+            if qtype in KEPT and on_cpu:
                 return QuantWeight.empty(rows, cols, qtype)
-            if len(types) > 1 and one_cpu and split and types & KEPT:  # parts of mixed types
+            if len(types) > 1 and on_cpu and split and types & KEPT:  # parts of mixed types
                 return StackedWeight(
                     [matrix(r, cols, n) for r, n in zip(split, names, strict=True)]
                 )
@@ -168,9 +168,7 @@ class Transformer:
         return KVCache(c.n_layers, c.n_kv_heads, self.max_len, c.head_dim, self.dtype, self.device)
 
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.embed, QuantWeight):
-            return self.embed.rows(input_ids, self.dtype)  # [T, dim]
-        return self.tp.embed(self.embed, input_ids)  # [T, dim]
+        return self.tp.embed(self.embed, input_ids, self.dtype)  # [T, dim]
 
     def step_ops(self, positions: torch.Tensor, cache: KVCache, end: int | torch.Tensor) -> StepOps:
         """The ops of a step at `positions` ending at `end - 1`: the fused kernels for a short

@@ -35,14 +35,15 @@ def type_name(qtype: int) -> str:
         return f"type {qtype}"
 
 
-def quant_plan(ckpt: Checkpoint, device: torch.device, tp: int, dequantize: bool) -> dict[str, int]:
+def quant_plan(ckpt: Checkpoint, device: torch.device, dequantize: bool) -> dict[str, int]:
     """Canonical name -> GGML type of the matrices to keep as stored (a GGUF file's kept types,
-    AWQ/GPTQ repacked, `vibe engine quantize` output) on one CPU. Prints one line when quantized tensors will be dequantised instead."""
+    AWQ/GPTQ repacked, `vibe engine quantize` output) on the CPU, on every tensor-parallel
+    rank alike. Prints one line when quantized tensors will be dequantised instead."""
     types = ckpt.quant_types()
     quantized = {t for t in types.values() if t not in _FLOAT_TYPES}
     if not quantized or dequantize:
         return {}
-    why = "" if device.type == "cpu" and tp == 1 else " (quantized weights run on one CPU only)"
+    why = "" if device.type == "cpu" else " (quantized weights run on the CPU only)"
     if why:
         label = ckpt.quant_label() or _names(quantized)
         print(f"notice: dequantising {label} weights{why}", file=sys.stderr)
@@ -59,11 +60,14 @@ def _names(types: set[int]) -> str:
 
 @dataclass
 class QuantWeight:
-    """`data` uint8 [rows, row_bytes] of GGML blocks of type `qtype` holding [rows, cols]."""
+    """`data` uint8 [rows, row_bytes] of GGML blocks of type `qtype` holding [rows, cols].
+    `packed`: the blocks were repacked in place into tiles of `cpu_quant.TILE` rows (`pack`):
+    what the kernel reads fastest, and only it (slices then fall on tile boundaries)."""
 
     data: torch.Tensor
     qtype: int
     cols: int
+    packed: bool = False
 
     @classmethod
     def empty(cls, rows: int, cols: int, qtype: int) -> QuantWeight:
@@ -86,33 +90,79 @@ class QuantWeight:
     def nbytes(self) -> int:
         return self.data.numel()
 
+    @property
+    def kernel_type(self) -> int:
+        """The type code the C kernel reads: `qtype`, | `cpu_quant.PACKED` when packed."""
+        return self.qtype | cpu_quant.PACKED if self.packed else self.qtype
+
     def __getitem__(self, rows: slice | torch.Tensor) -> QuantWeight:
-        """Rows: a slice (a view), or an index tensor (a copy: a reduced-vocabulary head)."""
-        if not isinstance(rows, slice | torch.Tensor):
+        """Rows: a slice (a view; on tile boundaries when packed), or an index tensor (a copy
+        in the unpacked layout: a reduced-vocabulary head)."""
+        if isinstance(rows, torch.Tensor):
+            if self.packed:
+                data = cpu_quant.unpack_rows(self.data, self.kernel_type, self.cols, rows)
+                return QuantWeight(data, self.qtype, self.cols)
+            return QuantWeight(self.data[rows], self.qtype, self.cols)
+        if not isinstance(rows, slice):
             raise TypeError("a QuantWeight is indexed by rows only")
-        return QuantWeight(self.data[rows], self.qtype, self.cols)
+        start, stop, step = rows.indices(self.data.shape[0])
+        tile = cpu_quant.TILE
+        if self.packed and (step != 1 or start % tile or stop % tile):
+            raise ValueError(f"a packed matrix is sliced on {tile}-row boundaries")
+        return QuantWeight(self.data[rows], self.qtype, self.cols, self.packed)
 
     def contiguous(self) -> QuantWeight:
-        return QuantWeight(self.data.contiguous(), self.qtype, self.cols)
+        return QuantWeight(self.data.contiguous(), self.qtype, self.cols, self.packed)
 
     def copy_(self, other: QuantWeight) -> QuantWeight:
-        if not isinstance(other, QuantWeight) or other.qtype != self.qtype:
-            raise TypeError("a QuantWeight receives blocks of its own type only")
+        if not isinstance(other, QuantWeight) or other.kernel_type != self.kernel_type:
+            raise TypeError("a QuantWeight receives blocks of its own type (and layout) only")
         self.data.copy_(other.data)
         return self
 
+    def pack(self) -> None:
+        """Repack into the kernel's tiles when that applies (else leave as is): in place, or
+        into a new tensor for types whose tiles are larger (Q4_K)."""
+        rows, contiguous = self.data.shape[0], self.data.is_contiguous()
+        if not self.packed and contiguous and cpu_quant.packable(self.qtype, rows, self.cols):
+            self.data = cpu_quant.pack(self.data, self.qtype, self.cols)
+            self.packed = True
+
     def dequantize(self) -> torch.Tensor:
         """fp32 [rows, cols]."""
-        return cpu_quant.dequantize(self.data, self.qtype, self.cols)
+        return cpu_quant.dequantize(self.data, self.kernel_type, self.cols)
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., cols] @ self.T, in x's dtype."""
-        return cpu_quant.qlinear(x, self.data, self.qtype, self.cols)
+        return cpu_quant.qlinear(x, self.data, self.kernel_type, self.cols)
 
     def rows(self, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Dequantised rows `ids` [...] -> [..., cols] (embedding lookup)."""
-        flat = cpu_quant.dequantize(self.data[ids.reshape(-1)], self.qtype, self.cols)
+        flat = self[ids.reshape(-1)].dequantize()
         return flat.to(dtype).view(*ids.shape, self.cols)
+
+    # -- tensor-parallel shards (engine.parallel.shard.Shard), on the stored (unpacked) layout --
+
+    def narrow(self, dim: int, start: int, length: int) -> QuantWeight:
+        """Rows [start, start + length) (dim 0, a view), or those columns (dim 1, a copy of whole
+        blocks; a range that would split a block raises ValueError)."""
+        if dim == 0:
+            return self[start : start + length]
+        if self.packed:
+            raise ValueError("a packed matrix is not split by columns")
+        block, size = cpu_quant.KERNEL_TYPES[self.qtype]
+        if start % block or length % block:
+            raise ValueError(
+                f"columns {start}:{start + length} would split {block}-value "
+                f"{type_name(self.qtype)} blocks"
+            )
+        lo, hi = start // block * size, (start + length) // block * size
+        return QuantWeight(self.data[:, lo:hi].contiguous(), self.qtype, length)
+
+    def zero_(self) -> QuantWeight:
+        """All-zero blocks: every kept type then holds zeros (scales and mins of 0)."""
+        self.data.zero_()
+        return self
 
 
 @dataclass
@@ -152,6 +202,18 @@ class StackedWeight:
         return torch.cat(
             [p.dequantize() if isinstance(p, QuantWeight) else p.float() for p in self.parts]
         )
+
+
+def pack_matrices(model: Any) -> None:
+    """Repack every quantized matrix of a loaded model (`engine.model.Transformer`: embedding,
+    layers, LM head; stacked parts too) into the kernel's tiles, in place and one at a time.
+    Call once all weights are in: the loader copies rows in the stored layout."""
+    seen: set[int] = set()
+    for w in [model.embed, model.lm_head] + [m for lay in model.layers for m in vars(lay).values()]:
+        for part in getattr(w, "parts", [w]):
+            if isinstance(part, QuantWeight) and id(part) not in seen:
+                seen.add(id(part))
+                part.pack()
 
 
 def embed_rows(

@@ -61,7 +61,8 @@ static void matmul(const vibe_layer *lay, int which, const float *x, void *act, 
     for (int p = 0; p < PARTS && parts[p].rows > 0; first += parts[p].rows, p++) {
         const vibe_part *part = parts + p;
         int64_t n0, n1;
-        vibe_split(part->rows, &n0, &n1);
+        vibe_split_aligned(part->rows, part->type == F32 ? 1 : vibe_qalign((int)part->type), &n0,
+                           &n1);
         if (part->type == F32)
             vibe_f32_rows(x, K, part->w, part->ld / (int64_t)sizeof(float), out + first, N, M, K,
                           n0, n1);

@@ -87,7 +87,7 @@ def _matrix(w: Any, rows: int, cols: int) -> list[_Part] | None:
         if not ok or tuple(w.shape) != (rows, cols):
             return None
         return [_Part(w.data_ptr(), w.stride(0) * 4, 0, rows)]
-    data, qtype = getattr(w, "data", None), getattr(w, "qtype", None)  # engine.quant's
+    data, qtype = getattr(w, "data", None), getattr(w, "kernel_type", None)  # engine.quant's
     if not isinstance(data, torch.Tensor) or not isinstance(qtype, int) or data.stride(-1) != 1:
         return None
     if w.shape != (rows, cols) or not cpu_quant.kernel_runs(qtype, cols):

@@ -34,22 +34,56 @@ static int block_bytes(int qtype) {
 
 static int block_values(int qtype) { return vibe_kq_block_bytes(qtype) ? QK_K : QK; }
 
-/* x [M, K] fp32 -> q [M, K] int8, d [M, K/32] scales, s [M, K/32] d * sum(q). */
+/* x [M, K] fp32 -> q [M, K] int8, d [M, K/32] scales, s [M, K/32] d * sum(q), h [M, K/16] the
+ * sums of q per 16. (The SIMD path gives the same bytes: the same products, rounded to nearest
+ * even.) */
 static void quantize_rows(const float *x, int64_t ldx, int64_t M, int64_t K, int8_t *q, float *d,
-                          float *s) {
+                          float *s, int32_t *h) {
     const int64_t nb = K / QK;
     for (int64_t m = 0; m < M; m++) {
         for (int64_t b = 0; b < nb; b++) {
             const float *xb = x + m * ldx + b * QK;
+            int8_t *qb = q + m * K + b * QK;
+#ifdef VIBE_SIMD
+            const __m256 sign = _mm256_set1_ps(-0.0f);
+            __m256 v[4], amax = _mm256_setzero_ps();
+            for (int i = 0; i < 4; i++) {
+                v[i] = _mm256_loadu_ps(xb + 8 * i);
+                amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
+            }
+            __m128 mx = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+            mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+            mx = _mm_max_ss(mx, _mm_movehdup_ps(mx));
+            const float scale = _mm_cvtss_f32(mx) / 127.0f, inv = scale ? 1.0f / scale : 0.0f;
+            __m256i iv[4];
+            for (int i = 0; i < 4; i++)
+                iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(inv)));
+            int half[2];
+            for (int k = 0; k < 2; k++) {
+                const __m256i v2 = _mm256_add_epi32(iv[2 * k], iv[2 * k + 1]);
+                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v2), _mm256_extracti128_si256(v2, 1));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+                half[k] = _mm_cvtsi128_si32(t);
+            }
+            const int sum = half[0] + half[1];
+            const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]),
+                                                      _mm256_packs_epi32(iv[2], iv[3]));
+            _mm256_storeu_si256((__m256i *)qb, _mm256_permutevar8x32_epi32(
+                                                   packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+#else
             float amax = 0.0f;
             for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
             const float scale = amax / 127.0f, inv = scale ? 1.0f / scale : 0.0f;
-            int8_t *qb = q + m * K + b * QK;
-            int sum = 0;
+            int half[2] = {0, 0};
             for (int i = 0; i < QK; i++) {
                 qb[i] = (int8_t)lrintf(xb[i] * inv);
-                sum += qb[i];
+                half[i / 16] += qb[i];
             }
+            const int sum = half[0] + half[1];
+#endif
+            h[(m * nb + b) * 2] = half[0];
+            h[(m * nb + b) * 2 + 1] = half[1];
             d[m * nb + b] = scale;
             s[m * nb + b] = scale * (float)sum;
         }
@@ -81,22 +115,6 @@ static inline void unpack_block(int qtype, const uint8_t *wb, uint8_t *v) {
 static inline __m256i unpack_nibbles(const uint8_t *qs) {
     const __m128i b = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0x0f);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m4), _mm_and_si128(b, m4));
-}
-
-/* Byte i = 16 where bit i of the 32-bit qh is set (Q5_0 / Q5_1's fifth bits), else 0. */
-static inline __m256i fifth_bits(const uint8_t *qh) {
-    uint32_t h;
-    memcpy(&h, qh, 4);
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-    return _mm256_maskz_mov_epi8((__mmask32)h, _mm256_set1_epi8(16));
-#else
-    const __m256i spread = _mm256_shuffle_epi8(  /* byte i <- byte i / 8 of h */
-        _mm256_set1_epi32((int)h),
-        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-    const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201ULL);
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-    return _mm256_and_si256(set, _mm256_set1_epi8(16));
-#endif
 }
 
 /* The unsigned values (0..15, or 0..31 for Q5) of a Q4_0/Q4_1/Q5_0/Q5_1 block. */
@@ -168,18 +186,22 @@ static inline __attribute__((always_inline)) void row_dot(
 /* ---- The row-range API (cpu_quant.h): what vibe_qlinear and the fused decode step share. */
 
 int vibe_qtype_ok(int qtype, int64_t K) {
+    if (qtype & VIBE_PACKED)
+        return vibe_tile_type(qtype & ~VIBE_PACKED) && K % block_values(qtype & ~VIBE_PACKED) == 0;
     return block_bytes(qtype) && K % block_values(qtype) == 0;
 }
 
+int vibe_qalign(int qtype) { return qtype & VIBE_PACKED ? TILE : 1; }
+
 int64_t vibe_qact_bytes(int64_t M, int64_t K) {
-    return M * K + (M * (K / QK)) * (int64_t)sizeof(float) * 2;
+    return M * K + (M * (K / QK)) * (int64_t)(sizeof(float) * 2 + sizeof(int32_t) * 2);
 }
 
 /* The activation buffer (layout in cpu_quant_impl.h). */
 void vibe_qact(const float *x, int64_t ldx, int64_t M, int64_t K, void *act) {
     int8_t *q = act;
     float *d = (float *)(q + M * K);
-    quantize_rows(x, ldx, M, K, q, d, d + M * (K / QK));
+    quantize_rows(x, ldx, M, K, q, d, d + M * (K / QK), (int32_t *)(d + 2 * M * (K / QK)));
 }
 
 /* out[m, n] for n in [n0, n1) (one thread; the caller splits rows between threads). */
@@ -188,6 +210,10 @@ void vibe_qdot_rows(int qtype, const uint8_t *w, int64_t ldw, const void *act, i
     const int64_t nb = K / QK;
     const int8_t *q = act;
     const float *d = (const float *)(q + M * K), *s = d + M * nb;
+    if (qtype & VIBE_PACKED) {
+        vibe_tile_rows(qtype & ~VIBE_PACKED, w, ldw, act, M, K, out, ldo, n0, n1);
+        return;
+    }
     if (vibe_kq_block_bytes(qtype)) {
         vibe_kq_rows(qtype, w, ldw, q, d, s, M, K, out, ldo, n0, n1);
         return;
@@ -211,14 +237,14 @@ void vibe_qdot_rows(int qtype, const uint8_t *w, int64_t ldw, const void *act, i
  * unsupported type or K not a whole number of blocks (the caller then dequantizes). */
 int vibe_qlinear(int qtype, const uint8_t *w, int64_t ldw, const float *x, int64_t ldx,
                  float *out, int64_t ldo, int64_t M, int64_t N, int64_t K) {
-    if (!vibe_qtype_ok(qtype, K) || M < 1) return -1;
+    if (!vibe_qtype_ok(qtype, K) || M < 1 || N % vibe_qalign(qtype)) return -1;
     void *act = malloc((size_t)vibe_qact_bytes(M, K));
     if (!act) return -1;
     vibe_qact(x, ldx, M, K, act);
 #pragma omp parallel
     {
         int64_t n0, n1;
-        vibe_split(N, &n0, &n1);
+        vibe_split_aligned(N, vibe_qalign(qtype), &n0, &n1);
         vibe_qdot_rows(qtype, w, ldw, act, M, K, out, ldo, n0, n1);
     }
     free(act);
@@ -269,11 +295,43 @@ static void dequant_row(int qtype, const uint8_t *w, float *o, int64_t K) {
     }
 }
 
+/* Row n of a packed matrix in its stored bytes. */
+static void unpack_row(int qtype, const uint8_t *w, int64_t ldw, int64_t n, int64_t K,
+                       uint8_t *out) {
+    const int base = qtype & ~VIBE_PACKED, bb = block_bytes(base);
+    for (int64_t b = 0; b < K / block_values(base); b++)
+        vibe_tile_block(base, w, ldw, n, b, out + b * bb);
+}
+
+/* out [n, stored bytes per row] = rows ids[0..n) of a packed matrix, as stored. */
+int vibe_unpack_rows(int qtype, const uint8_t *w, int64_t ldw, const int64_t *ids, int64_t n,
+                     int64_t K, uint8_t *out) {
+    if (!(qtype & VIBE_PACKED) || !vibe_qtype_ok(qtype, K)) return -1;
+    const int base = qtype & ~VIBE_PACKED;
+    const int64_t row = K / block_values(base) * block_bytes(base);
+    for (int64_t i = 0; i < n; i++) unpack_row(qtype, w, ldw, ids[i], K, out + i * row);
+    return 0;
+}
+
 /* out [N, K] fp32 = the values of w [N, K]. Returns -1 for an unsupported type. */
 int vibe_dequant(int qtype, const uint8_t *w, int64_t ldw, float *out, int64_t ldo, int64_t N,
                  int64_t K) {
     if (!vibe_qtype_ok(qtype, K)) return -1;
-    const int k = vibe_kq_block_bytes(qtype) != 0;
+    const int k = vibe_kq_block_bytes(qtype & ~VIBE_PACKED) != 0;
+    if (qtype & VIBE_PACKED) {
+        const int base = qtype & ~VIBE_PACKED;
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t b = 0, per = block_values(base); b < K / per; b++) {
+                uint8_t block[256]; /* a block or K-quant super-block as stored */
+                vibe_tile_block(base, w, ldw, n, b, block);
+                if (k)
+                    vibe_kq_dequant_row(base, block, out + n * ldo + b * per, per);
+                else
+                    dequant_row(base, block, out + n * ldo + b * per, per);
+            }
+        return 0;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
         if (k)

@@ -8,8 +8,14 @@
 
 #include "cpu_threads.h"
 
+/* A GGML type | VIBE_PACKED: the same blocks repacked at load into tiles of rows (vibe_pack,
+ * cpu_quant_tile.c); row ranges of such a matrix start and end on vibe_qalign(type) rows. */
+#define VIBE_PACKED 256
+
 /* 1 when weights of GGML type `qtype` with K columns run here (else the caller dequantizes). */
 int vibe_qtype_ok(int qtype, int64_t K);
+/* Rows a thread's range of output rows is a multiple of: 1, or a packed type's tile. */
+int vibe_qalign(int qtype);
 /* Bytes of the quantized activations of M rows of K values. */
 int64_t vibe_qact_bytes(int64_t M, int64_t K);
 /* Quantize x [M, K] (row stride ldx) into `act`. */

@@ -17,4 +17,11 @@ static inline void vibe_split(int64_t n, int64_t *lo, int64_t *hi) {
     *lo = n * t / T;
     *hi = n * (t + 1) / T;
 }
+
+/* The same in whole groups of `align` items (n a multiple of align). */
+static inline void vibe_split_aligned(int64_t n, int64_t align, int64_t *lo, int64_t *hi) {
+    vibe_split(n / align, lo, hi);
+    *lo *= align;
+    *hi *= align;
+}
 #endif

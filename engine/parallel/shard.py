@@ -15,6 +15,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.errors import UnsupportedModelError
+from engine.quant import embed_rows
 
 
 @dataclass(frozen=True)
@@ -166,14 +167,15 @@ class TPContext:
             self.group.allreduce([x]).wait()
         return x
 
-    def embed(self, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Rows of the (vocab-parallel) embedding for ids [T] -> [T, dim]."""
+    def embed(self, table: Any, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Rows of the (vocab-parallel) embedding for ids [T] -> [T, dim]: a float table's,
+        or a quantized one's (`engine.quant.QuantWeight`) dequantised to `dtype`."""
         if self.size == 1:
-            return table[ids]
+            return embed_rows(table, ids, dtype)
         lo = self.rank * table.shape[0]
         local = ids - lo
         outside = (local < 0) | (local >= table.shape[0])
-        x = table[local.clamp(0, table.shape[0] - 1)]
+        x = embed_rows(table, local.clamp(0, table.shape[0] - 1), dtype)
         x[outside] = 0  # another rank owns these ids
         return self.reduce(x)
 

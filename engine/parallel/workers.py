@@ -61,7 +61,7 @@ class WorkerPool:
     """Ranks 1..N-1 of one engine as child processes, each with a command channel and a log."""
 
     def __init__(self, ckpt: Checkpoint, size: int, device: torch.device, dtype: torch.dtype,
-                 max_len: int, port: int, quant: Mapping[str, str] | None = None) -> None:  # fmt: skip
+                 max_len: int, port: int, quant: Mapping[str, int | str] | None = None) -> None:  # fmt: skip
         self.size, self.error = size, None
         self.procs: list[subprocess.Popen[bytes]] = []
         self.conns: list[Connection] = []
@@ -192,7 +192,7 @@ class DriverTransformer(Transformer):
 
     def __init__(
         self, cfg: ModelConfig, max_len: int, dtype: torch.dtype, device: torch.device,
-        tp: TPContext, pool: WorkerPool, store: Any, quant: Mapping[str, str] | None = None,
+        tp: TPContext, pool: WorkerPool, store: Any, quant: Mapping[str, int | str] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(cfg, max_len, dtype, device, tp, quant)
         self.pool, self.store = pool, store  # the store must outlive the group
@@ -271,10 +271,11 @@ def load_parallel(
     device: torch.device,
     dtype: torch.dtype,
     max_len: int,
-    quant: Mapping[str, str] | None = None,
+    quant: Mapping[str, int | str] | None = None,
 ) -> DriverTransformer:
     """Start ranks 1..size-1, join the group, and load rank 0's shard here (in parallel).
-    `quant`: `engine.gpu_quant` kinds by canonical name; each rank quantizes its own shard."""
+    `quant` by canonical name: `engine.gpu_quant` kinds (each rank quantizes its own shard)
+    or GGML types (GGUF blocks kept as stored on CPU ranks, split on block boundaries)."""
     TPContext(0, size).check(ckpt.config)
     dev0 = rank_device(device, 0)
     store = master_store(size, TIMEOUT_S)

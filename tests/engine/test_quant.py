@@ -94,13 +94,14 @@ DIM, HIDDEN, HEADS, KV_HEADS, VOCAB, LAYERS = 64, 128, 4, 2, 256, 2
 def write_tiny_gguf(
     path: Path, qtype: int, odd: dict[str, int] | None = None, *, dim: int = DIM,
     hidden: int = HIDDEN, encode: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    vocab: int = VOCAB,
 ) -> Path:  # fmt: skip
     """A random llama GGUF whose matrices are `qtype` (`odd`: other types for some names;
     `encode(values, type)` -> blocks, default gguf-py's quantizer)."""
     gen = torch.Generator().manual_seed(qtype)
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_block_count(LAYERS)
-    w.add_vocab_size(VOCAB)
+    w.add_vocab_size(vocab)
     w.add_context_length(128)
     w.add_embedding_length(dim)
     w.add_feed_forward_length(hidden)
@@ -109,7 +110,7 @@ def write_tiny_gguf(
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(10000.0)
     hd = dim // HEADS
-    shapes = {"token_embd.weight": (VOCAB, dim), "output_norm.weight": (dim,)}
+    shapes = {"token_embd.weight": (vocab, dim), "output_norm.weight": (dim,)}
     for i in range(LAYERS):
         p = f"blk.{i}."
         shapes |= {

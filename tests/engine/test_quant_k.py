@@ -135,15 +135,17 @@ def test_a_row_does_not_depend_on_how_many_rows_come_with_it(name: str) -> None:
 def _library_for(tmp_path: Path, march: str) -> ctypes.CDLL:
     """cpu_quant*.c built for another CPU: x86-64 (no AVX2: the plain C paths) or haswell
     (AVX2 without AVX-512: the maddubs dot products)."""
-    here = Path(cpu_quant.__file__).parent
     out = tmp_path / f"{march}.so"
     cmd = ["cc", "-O2", f"-march={march}", "-fopenmp", "-shared", "-fPIC"]
-    cmd += [str(here / "cpu_quant.c"), str(here / "cpu_quant_k.c"), "-o", str(out), "-lm"]
+    cmd += [str(s) for s in cpu_quant.SOURCES] + ["-o", str(out), "-lm"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     lib = ctypes.CDLL(str(out))
     i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
     lib.vibe_qlinear.argtypes = [i32, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64]
     lib.vibe_dequant.argtypes = [i32, ptr, i64, ptr, i64, i64, i64]
+    lib.vibe_pack.argtypes = [i32, ptr, i64, i64, ptr]
+    lib.vibe_packed_row_bytes.argtypes = [i32, i64]
+    lib.vibe_packed_row_bytes.restype = i64
     return lib
 
 
@@ -166,6 +168,20 @@ def test_other_builds_match_this_one(tmp_path: Path, march: str) -> None:
                                     out.data_ptr(), N, m, N, K)  # fmt: skip
             assert rc == 0
             simd = cpu_quant.qlinear(x[:m], data, qtype, K)
+            torch.testing.assert_close(out, simd, rtol=1e-5, atol=1e-5 * float(simd.abs().max()))
+        if qtype not in cpu_quant.TILE_TYPES:
+            continue
+        # The tiled layout: the same bytes, the same products.
+        packed = torch.empty(N, lib.vibe_packed_row_bytes(qtype, K), dtype=torch.uint8)
+        assert lib.vibe_pack(qtype, data.data_ptr(), N, K, packed.data_ptr()) == 0
+        ours = cpu_quant.pack(data.clone(), qtype, K)
+        assert torch.equal(packed, ours)
+        for m in (1, 5):
+            out = torch.empty(m, N)
+            rc = lib.vibe_qlinear(qtype | cpu_quant.PACKED, packed.data_ptr(), packed.stride(0),
+                                    x.data_ptr(), K, out.data_ptr(), N, m, N, K)  # fmt: skip
+            assert rc == 0
+            simd = cpu_quant.qlinear(x[:m], ours, qtype | cpu_quant.PACKED, K)
             torch.testing.assert_close(out, simd, rtol=1e-5, atol=1e-5 * float(simd.abs().max()))
 
 
