@@ -6,7 +6,18 @@ kernel indexes them by slot id; each slot is handed out as an ordinary `KVCache`
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A zero-filled buffer. On CPU through calloc (numpy), so the pages are the kernel's
+    zero pages until written: a cache of 8,192 positions commits only the memory of the
+    positions a sequence has reached, and allocating it costs no memset."""
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    raw = np.zeros((*shape[:-1], shape[-1] * dtype.itemsize), dtype=np.uint8)
+    return torch.from_numpy(raw).view(dtype)
 
 
 class KVCache:
@@ -26,8 +37,8 @@ class KVCache:
         device: torch.device,
     ) -> None:
         shape = (n_layers, n_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.k = zeros(shape, dtype, device)
+        self.v = zeros(shape, dtype, device)
         self.max_len = max_len
         self.length = 0
 
@@ -80,8 +91,8 @@ class KVPool:
         if slots < 1:
             raise ValueError(f"a KV pool needs at least one slot, got {slots}")
         shape = (slots, n_layers, n_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.k = zeros(shape, dtype, device)
+        self.v = zeros(shape, dtype, device)
         self.slots, self.max_len = slots, max_len
 
     def slot(self, i: int) -> KVCache:

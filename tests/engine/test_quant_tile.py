@@ -90,6 +90,9 @@ def test_a_packed_row_does_not_depend_on_the_rows_beside_it(name: str) -> None:
     for m in (1, 3, 8, 9, 16):
         assert torch.equal(w.linear(x[:m]), full[:m])
     assert torch.equal(w.linear(x[5:6]), full[5:6])
+    # Nor on where its tile starts: a view one tile over computes the same rows.
+    for m in (1, 9):
+        assert torch.equal(w[8:40].linear(x[:m]), full[:m, 8:40])
 
 
 def test_only_whole_tiles_of_tile_types_pack() -> None:

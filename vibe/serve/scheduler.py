@@ -264,6 +264,10 @@ class Scheduler:
         params = SamplingParams(temperature=req.temperature, top_p=req.top_p)
         return int(sample(logits, params, seq.generator))
 
+    @staticmethod
+    def _greedy(seq: Sequence) -> bool:
+        return seq.request.temperature == 0  # engine.sampling.SamplingParams.greedy
+
     def _step(self) -> None:
         t0 = time.perf_counter()
         batch = list(self.running)
@@ -279,8 +283,9 @@ class Scheduler:
                         self._emit(seq, tok)
             else:
                 logits = self.decoder.step([s.slot for s in batch], [s.last for s in batch])
-                for seq, row in zip(batch, logits, strict=True):
-                    self._emit(seq, self._sample(seq, row))
+                greedy = logits.argmax(-1).tolist()  # one call for every greedy row
+                for i, (seq, row) in enumerate(zip(batch, logits, strict=True)):
+                    self._emit(seq, greedy[i] if self._greedy(seq) else self._sample(seq, row))
         except Exception as exc:  # the whole step failed: fail its sequences, keep serving
             for seq in batch:
                 if seq in self.running:
