@@ -34,7 +34,7 @@ KERNEL_TYPES = {
 }  # fmt: skip
 # A type | PACKED: the same blocks repacked at load into tiles of TILE rows, one SIMD lane per
 # row (cpu_quant_tile.c); the kernel's fast layout for the types in TILE_TYPES.
-PACKED, TILE, TILE_TYPES = 256, 8, frozenset((2, 3, 6, 7, 8, 12, 14))
+PACKED, TILE, TILE_TYPES = 256, 8, frozenset((2, 3, 6, 7, 8, 12, 13, 14))
 
 
 @functools.cache

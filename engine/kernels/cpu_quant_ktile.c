@@ -1,4 +1,4 @@
-/* Q4_K and Q6_K weights in tiles of TILE rows (the K-quant half of cpu_quant_tile.c): one SIMD
+/* Q4_K, Q5_K and Q6_K weights in tiles of TILE rows (the K-quant half of cpu_quant_tile.c): one SIMD
  * lane per output row, and 256-value super-blocks rearranged so that every 32-value activation
  * block is one integer dot product per lane.
  *
@@ -8,6 +8,9 @@
  *   (2k: low nibbles, 2k+1: high nibbles of 32 stored bytes) eight chunks c of TILE * 4 bytes:
  *   bytes 4c..4c+3 of the pair, i.e. values 4c..4c+3 of both sub-blocks.
  *   w = d * sc_j * q - dmin * mn_j: an FMA with d sc_j dx and one with dmin mn_j times s.
+ * Q5_K (TILE * 180 bytes; stored 176): as Q4_K, with the fifth bits between the mins and the
+ *   nibbles: eight chunks of TILE * 4 bytes of qh (bit 2k / 2k + 1 of byte l: value l of
+ *   sub-block 2k / 2k + 1).
  * Q6_K tile super-block (TILE * 210 bytes, as stored): d[TILE] fp16, sc[16][TILE] int8, then
  *   per 32-value block j: four chunks of low nibbles laid out as Q4_0's (values 4c+b low,
  *   16+4c+b high), then H0 and H1 (TILE * 4 bytes each): byte b of a lane holds the top two
@@ -18,8 +21,11 @@
 #include "cpu_quant_impl.h"
 
 int vibe_ktile_row_bytes(int qtype, int64_t K) {
-    return (int)(K / QK_K * (qtype == Q4_K ? 148 : qtype == Q6_K ? 210 : 0));
+    return (int)(K / QK_K * (qtype == Q4_K ? 148 : qtype == Q5_K ? 180 : qtype == Q6_K ? 210 : 0));
 }
+
+/* Where a Q4_K / Q5_K tile super-block's nibbles start (Q5_K's qh chunks sit before them). */
+static inline int qs_at(int qtype) { return qtype == Q5_K ? 416 : 160; }
 
 static const int H_POS[4] = {4, 6, 0, 2}; /* where chunk c's top bits sit in a byte of H */
 
@@ -66,15 +72,18 @@ static void q6_store(const uint8_t *u, uint8_t *b) {
 /* Tile t's super-block sb from TILE stored rows (`rows`, ld bytes apart) into `o`. */
 void vibe_ktile_pack(int qtype, const uint8_t *rows, int64_t ld, int64_t sb, uint8_t *o) {
     for (int r = 0; r < TILE; r++) {
-        const uint8_t *b = rows + r * ld + sb * (qtype == Q4_K ? 144 : 210);
-        if (qtype == Q4_K) {
+        const uint8_t *b = rows + r * ld + sb * vibe_kq_block_bytes(qtype);
+        if (qtype != Q6_K) {
+            const int q5 = qtype == Q5_K, qs = q5 ? 48 : 16; /* stored: qh[32] before qs */
             uint8_t sc[8], mn[8];
             memcpy(o + 2 * r, b, 2);
             memcpy(o + 16 + 2 * r, b + 2, 2);
             unpack_scales_k4(b + 4, sc, mn);
             for (int j = 0; j < 8; j++) o[32 + 8 * j + r] = sc[j], o[96 + 8 * j + r] = mn[j];
+            for (int c = 0; c < 8 * q5; c++) memcpy(o + 160 + 32 * c + 4 * r, b + 16 + 4 * c, 4);
             for (int k = 0; k < 4; k++)
-                for (int c = 0; c < 8; c++) memcpy(o + 160 + 256 * k + 32 * c + 4 * r, b + 16 + 32 * k + 4 * c, 4);
+                for (int c = 0; c < 8; c++)
+                    memcpy(o + qs_at(qtype) + 256 * k + 32 * c + 4 * r, b + qs + 32 * k + 4 * c, 4);
             continue;
         }
         uint8_t u[QK_K];
@@ -97,14 +106,17 @@ void vibe_ktile_pack(int qtype, const uint8_t *rows, int64_t ld, int64_t sb, uin
 
 /* The stored bytes of super-block sb of row r of the tile at `o` (its super-block sb start). */
 void vibe_ktile_block(int qtype, const uint8_t *o, int r, uint8_t *b) {
-    if (qtype == Q4_K) {
+    if (qtype != Q6_K) {
+        const int q5 = qtype == Q5_K, qs = q5 ? 48 : 16;
         uint8_t sc[8], mn[8];
         memcpy(b, o + 2 * r, 2);
         memcpy(b + 2, o + 16 + 2 * r, 2);
         for (int j = 0; j < 8; j++) sc[j] = o[32 + 8 * j + r], mn[j] = o[96 + 8 * j + r];
         pack_scales_k4(sc, mn, b + 4);
+        for (int c = 0; c < 8 * q5; c++) memcpy(b + 16 + 4 * c, o + 160 + 32 * c + 4 * r, 4);
         for (int k = 0; k < 4; k++)
-            for (int c = 0; c < 8; c++) memcpy(b + 16 + 32 * k + 4 * c, o + 160 + 256 * k + 32 * c + 4 * r, 4);
+            for (int c = 0; c < 8; c++)
+                memcpy(b + qs + 32 * k + 4 * c, o + qs_at(qtype) + 256 * k + 32 * c + 4 * r, 4);
         return;
     }
     uint8_t u[QK_K];
@@ -148,16 +160,24 @@ static inline __attribute__((always_inline)) void ktile_dot(
     for (int m = 0; m < mt; m++) acc[m] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < K / QK_K; sb++) {
         const int64_t a0 = sb * 8; /* the super-block's first activation block */
-        if (qtype == Q4_K) {
-            const uint8_t *o = wt + sb * TILE * 148;
+        if (qtype != Q6_K) {
+            const uint8_t *o = wt + sb * TILE * (qtype == Q5_K ? 180 : 148);
             const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)o));
             const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16)));
             for (int k = 0; k < 4; k++) {
                 __m256i lo[8], hi[8];
                 for (int c = 0; c < 8; c++) {
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(o + 160 + 256 * k + 32 * c));
+                    const __m256i v =
+                        _mm256_loadu_si256((const __m256i *)(o + qs_at(qtype) + 256 * k + 32 * c));
                     lo[c] = _mm256_and_si256(v, m4);
                     hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                    if (qtype == Q5_K) { /* bits 2k, 2k + 1 of each qh byte, to bit 4 */
+                        const __m256i qh = _mm256_srli_epi16(
+                            _mm256_loadu_si256((const __m256i *)(o + 160 + 32 * c)), 2 * k);
+                        const __m256i one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+                        lo[c] = _mm256_or_si256(lo[c], _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                        hi[c] = _mm256_or_si256(hi[c], _mm256_slli_epi16(_mm256_and_si256(qh, two), 3));
+                    }
                 }
                 const __m256 dsc0 = _mm256_mul_ps(dv, u8x8_ps(o + 32 + 16 * k));
                 const __m256 dsc1 = _mm256_mul_ps(dv, u8x8_ps(o + 40 + 16 * k));
@@ -242,6 +262,8 @@ void vibe_ktile_rows(int qtype, const uint8_t *w, int64_t ldw, const int8_t *q, 
                      int64_t ldo, int64_t n0, int64_t n1) {
     if (qtype == Q4_K)
         ktile_range(Q4_K, w, ldw, q, d, s, h, M, K, out, ldo, n0 / TILE, n1 / TILE);
+    else if (qtype == Q5_K)
+        ktile_range(Q5_K, w, ldw, q, d, s, h, M, K, out, ldo, n0 / TILE, n1 / TILE);
     else
         ktile_range(Q6_K, w, ldw, q, d, s, h, M, K, out, ldo, n0 / TILE, n1 / TILE);
 }

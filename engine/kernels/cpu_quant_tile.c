@@ -19,7 +19,7 @@
  * Each output is computed by the same operations whatever M is. */
 #include "cpu_quant_impl.h"
 
-static inline int is_k(int qtype) { return qtype == Q4_K || qtype == Q6_K; }
+static inline int is_k(int qtype) { return qtype == Q4_K || qtype == Q5_K || qtype == Q6_K; }
 
 int vibe_tile_type(int qtype) {
     return qtype == Q4_0 || qtype == Q4_1 || qtype == Q5_0 || qtype == Q5_1 || qtype == Q8_0 ||

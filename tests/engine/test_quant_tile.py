@@ -99,9 +99,9 @@ def test_only_whole_tiles_of_tile_types_pack() -> None:
     odd = QuantWeight(_blocks(12, 64, 3, seed=1), 3, 64)  # 12 rows: not whole tiles of 8
     odd.pack()
     assert not odd.packed
-    q5k = QuantWeight(torch.zeros(16, 176, dtype=torch.uint8), 13, 256)  # Q5_K: rows
-    q5k.pack()
-    assert not q5k.packed
+    q2k = QuantWeight(torch.zeros(16, 84, dtype=torch.uint8), 10, 256)  # Q2_K: no kernel
+    q2k.pack()
+    assert not q2k.packed
 
 
 def _unpacked(model) -> None:
