@@ -2,7 +2,8 @@
 and a 2048x2048 matrix of each kept type (Q4_K/Q5_K/Q6_K as random valid blocks).
 
 Candidates, alternated round by round (medians reported; other load on the box varies):
-  kernel      engine/kernels/cpu_quant.c on the stored blocks (int8 activations)
+  tiles       the kernel on the blocks repacked into 8-row tiles (what a loaded model runs)
+  kernel      engine/kernels/cpu_quant.c row by row on the stored blocks (int8 activations)
   dequant     dequantise the blocks per call (C) + F.linear (MKL)
   fp32        F.linear on fp32 weights expanded at load (today's path)
   torch_int8  aten._weight_int8pack_mm (per-row int8 weights, bf16/fp32 activations)
@@ -64,7 +65,11 @@ def candidates(
 ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     N = data.shape[0]
     fp32 = cpu_quant.dequantize(data, qtype, K)
-    out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    if cpu_quant.packable(qtype, N, K):
+        tiles = cpu_quant.pack(data.clone(), qtype, K)
+        out["tiles"] = lambda x: cpu_quant.qlinear(x, tiles, qtype | cpu_quant.PACKED, K)
+    out |= {
         "kernel": lambda x: cpu_quant.qlinear(x, data, qtype, K),
         "dequant": lambda x: F.linear(x, cpu_quant.dequantize(data, qtype, K)),
         "fp32": lambda x: F.linear(x, fp32),
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     for c, fn in cands.items():
                         times[c].append(time_call(fn, x, n))
                 row = {c: round(statistics.median(v) * 1e6, 1) for c, v in times.items()}
-                gbps = round(data.numel() / (row["kernel"] * 1e3), 1)
+                gbps = round(data.numel() / (row.get("tiles", row["kernel"]) * 1e3), 1)
                 label = f"{name} {type_name(qtype)} [{N}x{K}] M={m}"
                 results[label] = row | {"kernel_GB/s": gbps}
                 if not args.json:
