@@ -51,6 +51,7 @@ def _library() -> ctypes.CDLL | None:
     lib.vibe_pack.restype = i32
     lib.vibe_packed_row_bytes.argtypes = [i32, i64]
     lib.vibe_packed_row_bytes.restype = i64
+    lib.vibe_tiles_simd.restype = i32
     lib.vibe_unpack_rows.argtypes = [i32, ptr, i64, ptr, i64, i64, ptr]
     lib.vibe_unpack_rows.restype = i32
     return lib
@@ -68,8 +69,12 @@ def kernel_runs(qtype: int, cols: int) -> bool:
 
 
 def packable(qtype: int, rows: int, cols: int) -> bool:
-    """True when `pack` applies: a tile type, whole tiles, and the kernel built."""
-    return qtype in TILE_TYPES and rows % TILE == 0 and kernel_runs(qtype, cols)
+    """True when `pack` applies: a tile type, whole tiles, and the kernel built with SIMD
+    (AVX2 / AVX-512; elsewhere the stored rows are faster)."""
+    if qtype not in TILE_TYPES or rows % TILE or not kernel_runs(qtype, cols):
+        return False
+    lib = _library()
+    return lib is not None and bool(lib.vibe_tiles_simd())
 
 
 def pack(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:

@@ -21,6 +21,16 @@
 
 static inline int is_k(int qtype) { return qtype == Q4_K || qtype == Q5_K || qtype == Q6_K; }
 
+/* 1 when the tiles run SIMD code here; without it they go back through the row kernel and
+ * are only slower, so the loader keeps stored rows (cpu_quant.packable). */
+int vibe_tiles_simd(void) {
+#ifdef VIBE_SIMD
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int vibe_tile_type(int qtype) {
     return qtype == Q4_0 || qtype == Q4_1 || qtype == Q5_0 || qtype == Q5_1 || qtype == Q8_0 ||
            is_k(qtype);
