@@ -69,8 +69,9 @@ class Tool(ABC):
     description: ClassVar[str]
     Args: ClassVar[type[BaseModel]]
     # How a call touches files, so the loop can order the calls of one turn: "read" or "write"
-    # the file or folder named by its `path` argument, "none" (no files), or "any" (unknown
-    # effects, e.g. a shell: the call runs after every earlier call and before every later one).
+    # the file or folder named by its `path` argument, "read_any" (reads anywhere: after every
+    # earlier write, beside other reads), "none" (no files), or "any" (unknown effects, e.g. a
+    # shell: the call runs after every earlier call and before every later one).
     access: ClassVar[str] = "any"
 
     @abstractmethod

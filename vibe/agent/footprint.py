@@ -28,6 +28,7 @@ class Footprint:
 
 BARRIER = Footprint(None, True)
 NOTHING = Footprint((), False)
+READ_ANY = Footprint((Path("/"),), False)  # overlaps every write, no other read
 
 
 def footprint(tool: Tool | None, arguments: Mapping[str, Any] | None, cwd: Path) -> Footprint:
@@ -40,6 +41,8 @@ def footprint(tool: Tool | None, arguments: Mapping[str, Any] | None, cwd: Path)
         access = access_for(arguments)
     if access == "none":
         return NOTHING
+    if access == "read_any":  # reads anywhere it may (a read-only subagent): after every write
+        return READ_ANY
     if access not in ("read", "write"):
         return BARRIER
     if arguments is None:

@@ -33,7 +33,7 @@ class TaskTool(Tool):
     description = DESCRIPTION
     Args = TaskArgs
     # Read-only subagents (explore) run concurrently with each other, not beside an edit (they
-    # read the whole working folder); one that may write or run non-read-only
+    # may read anything the parent may); one that may write or run non-read-only
     # bash/MCP tools is a barrier like bash (see `access_for`, vibe.agent.footprint).
     access = "none"
 
@@ -43,13 +43,14 @@ class TaskTool(Tool):
         self.description = DESCRIPTION.format(agents=describe(self.profiles))
 
     def access_for(self, arguments: Any) -> str:
-        """ "read" (the whole working folder) for a read-only subagent: several run at once,
-        but never beside an edit they could read half-done; "any" (a barrier) otherwise."""
+        """ "read_any" for a read-only subagent: several run at once, but never beside an edit
+        they could read half-done (anywhere: extra folders, symlinks, read-only bash); "any"
+        (a barrier) otherwise."""
         name = arguments.get("agent", "explore") if isinstance(arguments, dict) else None
         profile = self.profiles.get(name) if isinstance(name, str) else None
         if profile is None:
             return "none"  # rejected without running a child
-        return "read" if read_only_profile(profile) else "any"
+        return "read_any" if read_only_profile(profile) else "any"
 
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolResult:
         assert isinstance(args, TaskArgs)

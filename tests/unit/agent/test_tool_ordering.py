@@ -20,7 +20,13 @@ from tools.base import Tool, ToolContext, ToolResult
 from tools.edit import EditTool
 from tools.read_file import ReadFileTool
 from tools.registry import builtin_tools
-from vibe.agent.footprint import BARRIER, Footprint, dependencies, footprint, unfinished_writes
+from vibe.agent.footprint import (
+    BARRIER,
+    READ_ANY,
+    dependencies,
+    footprint,
+    unfinished_writes,
+)
 from vibe.agent.history import CANCELLED, in_call_order, is_valid
 from vibe.events import ToolCallFinished
 from vibe.messages import Message, ToolCall
@@ -420,10 +426,10 @@ def test_a_task_call_whose_subagent_can_write_is_a_barrier(tmp_path):
     )
     task = TaskTool(loaded)
     fp = lambda args: footprint(task, args, tmp_path)  # noqa: E731
-    for agent in ("explore", "reader", "safe_shell"):  # read-only: the whole folder, reading
-        assert fp({"task": "x", "agent": agent}) == Footprint((tmp_path.resolve(),), False)
+    for agent in ("explore", "reader", "safe_shell"):  # read-only: may read anything
+        assert fp({"task": "x", "agent": agent}) == READ_ANY
     assert fp({"task": "x", "agent": "no-such-agent"}).paths == ()  # rejected, runs nothing
-    assert fp({"task": "x"}) == Footprint((tmp_path.resolve(),), False)  # explore by default
+    assert fp({"task": "x"}) == READ_ANY  # explore by default
     for agent in ("writer", "shell", "everything"):
         assert fp({"task": "x", "agent": agent}) == BARRIER, agent
     edit_fp = footprint(EditTool(), {"path": "f.txt"}, tmp_path)
@@ -432,6 +438,9 @@ def test_a_task_call_whose_subagent_can_write_is_a_barrier(tmp_path):
     explore = fp({"task": "x"})
     assert dependencies([explore, explore, edit_fp]) == [[], [], [0, 1]]
     assert dependencies([edit_fp, explore]) == [[], [0]]  # never reads a half-done edit
+    # ... not even outside the working folder (an --add-dir folder, a symlink's target)
+    outside = footprint(EditTool(), {"path": str(tmp_path.parent / "elsewhere.txt")}, tmp_path)
+    assert dependencies([outside, explore, explore]) == [[], [0], [0]]
 
 
 def test_exit_plan_mode_is_a_barrier(tmp_path):
