@@ -200,7 +200,11 @@ class EagleHead:
         and fixes the draft -> target id map used while drafting."""
         self._to_target = self.draft_to_target
         if self.kind == EAGLE1 and self.reduced_vocab:
-            self.lm_head = self.target.lm_head[self._to_target].contiguous()
+            head = self.target.lm_head[self._to_target].contiguous()
+            pack = getattr(head, "pack", None)  # rows of a quantized head: the kernel's tiles
+            if callable(pack):
+                pack()
+            self.lm_head = head
 
     def trainable(self) -> list[torch.Tensor]:
         """Distinct learnable tensors (fused qkv / gate-up once each)."""

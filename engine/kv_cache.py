@@ -6,18 +6,26 @@ kernel indexes them by slot id; each slot is handed out as an ordinary `KVCache`
 
 from __future__ import annotations
 
-import numpy as np
+import math
+import mmap
+
 import torch
 
 
 def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A zero-filled buffer. On CPU through calloc (numpy), so the pages are the kernel's
-    zero pages until written: a cache of 8,192 positions commits only the memory of the
-    positions a sequence has reached, and allocating it costs no memset."""
+    """A zero-filled buffer. On CPU an anonymous mapping in small pages: the pages are the
+    kernel's zero page until written, so a cache of 8,192 positions commits only the memory of
+    the positions a sequence has reached, and allocating it costs no memset. (Not calloc:
+    numpy asks for 2 MiB huge pages, and one write would commit a whole layer's plane.)"""
     if torch.device(device).type != "cpu":
         return torch.zeros(shape, dtype=dtype, device=device)
-    raw = np.zeros((*shape[:-1], shape[-1] * dtype.itemsize), dtype=np.uint8)
-    return torch.from_numpy(raw).view(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes == 0:
+        return torch.zeros(shape, dtype=dtype)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    return torch.frombuffer(buf, dtype=torch.uint8).view(dtype).view(shape)  # keeps buf alive
 
 
 class KVCache:

@@ -99,8 +99,9 @@ class QuantWeight:
         """Rows: a slice (a view; on tile boundaries when packed), or an index tensor (a copy
         in the unpacked layout: a reduced-vocabulary head)."""
         if isinstance(rows, torch.Tensor):
-            if self.packed:
-                data = cpu_quant.unpack_rows(self.data, self.kernel_type, self.cols, rows)
+            if self.packed:  # ids as torch reads them (a mask, negative ids), then unpacked
+                ids = torch.arange(self.data.shape[0])[rows]
+                data = cpu_quant.unpack_rows(self.data, self.kernel_type, self.cols, ids)
                 return QuantWeight(data, self.qtype, self.cols)
             return QuantWeight(self.data[rows], self.qtype, self.cols)
         if not isinstance(rows, slice):

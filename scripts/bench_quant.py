@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                     for c, fn in cands.items():
                         times[c].append(time_call(fn, x, n))
                 row = {c: round(statistics.median(v) * 1e6, 1) for c, v in times.items()}
-                gbps = round(data.numel() / (row.get("tiles", row["kernel"]) * 1e3), 1)
+                nbytes = data.numel()
+                if "tiles" in row:  # Q4_K / Q5_K tiles are a little larger than stored rows
+                    nbytes = N * cpu_quant.packed_row_bytes(qtype, K)
+                gbps = round(nbytes / (row.get("tiles", row["kernel"]) * 1e3), 1)
                 label = f"{name} {type_name(qtype)} [{N}x{K}] M={m}"
                 results[label] = row | {"kernel_GB/s": gbps}
                 if not args.json:

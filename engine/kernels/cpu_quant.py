@@ -71,10 +71,18 @@ def kernel_runs(qtype: int, cols: int) -> bool:
 def packable(qtype: int, rows: int, cols: int) -> bool:
     """True when `pack` applies: a tile type, whole tiles, and the kernel built with SIMD
     (AVX2 / AVX-512; elsewhere the stored rows are faster)."""
-    if qtype not in TILE_TYPES or rows % TILE or not kernel_runs(qtype, cols):
+    if qtype not in TILE_TYPES or rows % TILE or cols < 1 or not kernel_runs(qtype, cols):
         return False
     lib = _library()
     return lib is not None and bool(lib.vibe_tiles_simd())
+
+
+def packed_row_bytes(qtype: int, cols: int) -> int:
+    """Bytes of one row of a packed matrix of `cols` columns (`packable` must hold)."""
+    lib = _library()
+    if lib is None:
+        raise ValueError("the quantized kernel is not built")
+    return int(lib.vibe_packed_row_bytes(qtype, cols))
 
 
 def pack(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
@@ -84,7 +92,7 @@ def pack(data: torch.Tensor, qtype: int, cols: int) -> torch.Tensor:
     lib = _library()
     if lib is None or not data.is_contiguous() or not packable(qtype, data.shape[0], cols):
         raise ValueError(f"cannot pack a {tuple(data.shape)} matrix of type {qtype}")
-    row_bytes = lib.vibe_packed_row_bytes(qtype, cols)
+    row_bytes = packed_row_bytes(qtype, cols)
     out = (
         data
         if row_bytes == data.shape[1]

@@ -253,7 +253,11 @@ void vibe_tile_rows(int qtype, const uint8_t *w, int64_t ldw, const void *act, i
     const int per = is_k(qtype) ? QK_K : QK;
     const int bb = is_k(qtype) ? vibe_kq_block_bytes(qtype) : tile_block_bytes(qtype);
     uint8_t *row = malloc((size_t)(K / per * bb));
-    if (!row) return;
+    if (!row) { /* out of memory: NaN rows, never stale ones */
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = n0; n < n1; n++) out[m * ldo + n] = NAN;
+        return;
+    }
     for (int64_t n = n0; n < n1; n++) {
         for (int64_t b = 0; b < K / per; b++) vibe_tile_block(qtype, w, ldw, n, b, row + b * bb);
         vibe_qdot_rows(qtype, row, 0, act, M, K, out + n, ldo, 0, 1);

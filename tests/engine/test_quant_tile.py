@@ -58,6 +58,11 @@ def test_packing_keeps_every_value_and_row(name: str) -> None:
     ids = torch.tensor([47, 0, 9, 9, 31])
     rows = w[ids]
     assert not rows.packed and torch.equal(rows.data, data[ids])
+    mask = torch.zeros(48, dtype=torch.bool)
+    mask[[3, 40]] = True  # index tensors as torch reads them: masks, negative ids
+    assert torch.equal(w[mask].data, data[mask]) and torch.equal(
+        w[torch.tensor([-1])].data, data[-1:]
+    )
     assert torch.equal(w.rows(ids.view(5, 1), torch.float32)[:, 0], torch.from_numpy(ref)[ids])
     view = w[8:24]  # whole tiles: a view that is itself packed
     assert view.packed and view.data.data_ptr() == w.data[8].data_ptr()
