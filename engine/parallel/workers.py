@@ -275,11 +275,15 @@ def load_parallel(
 ) -> DriverTransformer:
     """Start ranks 1..size-1, join the group, and load rank 0's shard here (in parallel).
     `quant` by canonical name: `engine.gpu_quant` kinds (each rank quantizes its own shard)
-    or GGML types (GGUF blocks kept as stored on CPU ranks, split on block boundaries)."""
+    or GGML types (GGUF blocks kept as stored on CPU ranks, split on block boundaries). On CPU
+    every rank, this process included, takes 1/size of torch's threads: N ranks of all the
+    threads each would spin against each other at every barrier and all-reduce."""
     TPContext(0, size).check(ckpt.config)
     dev0 = rank_device(device, 0)
     store = master_store(size, TIMEOUT_S)
     pool = WorkerPool(ckpt, size, device, dtype, max_len, store.port, quant)
+    if device.type == "cpu":  # rank 0 takes its share of the cores, as each worker does
+        torch.set_num_threads(max(1, torch.get_num_threads() // size))
     try:
         pool.wait_for("joined")
         group = make_group(store, 0, size, dev0, TIMEOUT_S)
