@@ -20,7 +20,7 @@ from engine.errors import (
     EngineOutOfMemory,
 )
 from engine.events import ChatEvent, Finished, Timings, Usage
-from engine.kernels import cpu_linear, cpu_quant, omp
+from engine.kernels import cpu_linear, omp
 from engine.model import Transformer
 from engine.parser import OutputParser
 from engine.quant import pack_matrices, quant_plan
@@ -126,8 +126,6 @@ def load_model(
             pack_matrices(model)  # the kernel's tiled layout, once every row is in
     if dev.type == "cpu" and dt == torch.float32:
         cpu_linear.enabled()  # build the small-batch kernel now, not inside the first step
-    if plan and dev.type == "cpu":
-        cpu_quant.enabled()  # build the quantized kernel now too
     return model
 
 

@@ -207,12 +207,15 @@ class StackedWeight:
 
 def pack_matrices(model: Any) -> None:
     """Repack every quantized matrix of a loaded model (`engine.model.Transformer`: embedding,
-    layers, LM head; stacked parts too) into the kernel's tiles, in place and one at a time.
-    Call once all weights are in: the loader copies rows in the stored layout."""
+    layers, LM head; stacked parts too) into the kernel's tiles, in place and one at a time,
+    building the kernel now rather than inside the first step (or collective). Call once all
+    weights are in: the loader copies rows in the stored layout."""
     seen: set[int] = set()
     for w in [model.embed, model.lm_head] + [m for lay in model.layers for m in vars(lay).values()]:
         for part in getattr(w, "parts", [w]):
             if isinstance(part, QuantWeight) and id(part) not in seen:
+                if not seen:
+                    cpu_quant.enabled()
                 seen.add(id(part))
                 part.pack()
 

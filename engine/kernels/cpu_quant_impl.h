@@ -104,6 +104,32 @@ static inline __m256i vibe_bcast4(const int8_t *p) {
 
 #endif
 
+#ifdef VIBE_SIMD
+/* Tiles [t0, t1) of a packed matrix (w, ldw) into out (ldo) for all M activation rows, TILE_MT
+ * at a time, with one tile function DOT(wt, m0, mt, acc) over activation rows m0 .. m0+mt-1:
+ * a constant single row for decode, constant full groups, then the rest. Each output is
+ * computed by the same operations whatever M is. (cpu_quant_tile.c, cpu_quant_ktile.c) */
+#define VIBE_TILE_RANGE(DOT)                                                               \
+    for (int64_t t = t0; t < t1; t++) {                                                    \
+        const uint8_t *wt = w + t * TILE * ldw;                                            \
+        __m256 acc[TILE_MT];                                                               \
+        if (M == 1) {                                                                      \
+            DOT(wt, 0, 1, acc);                                                            \
+            _mm256_storeu_ps(out + t * TILE, acc[0]);                                      \
+            continue;                                                                      \
+        }                                                                                  \
+        for (int64_t m0 = 0; m0 < M; m0 += TILE_MT) {                                     \
+            const int mt = (int)(M - m0 < TILE_MT ? M - m0 : TILE_MT);                     \
+            if (mt == TILE_MT)                                                             \
+                DOT(wt, m0, TILE_MT, acc);                                                 \
+            else                                                                           \
+                DOT(wt, m0, mt, acc);                                                      \
+            for (int m = 0; m < mt; m++)                                                   \
+                _mm256_storeu_ps(out + (m0 + m) * ldo + t * TILE, acc[m]);                 \
+        }                                                                                  \
+    }
+#endif
+
 /* out[m * ldo + n] for n in [n0, n1) with one weight-row function ROW(w, q, d, s, K, mt, res):
  * a constant single row for decode, else tiles of MT activation rows. Each output is computed
  * by the same operations whatever M is. */

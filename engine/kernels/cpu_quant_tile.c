@@ -207,28 +207,14 @@ static inline __attribute__((always_inline)) void tile_dot(
     }
 }
 
-/* Tiles [t0, t1) against all M rows, MT activation rows at a time. */
+/* Tiles [t0, t1) against all M rows. */
 static inline __attribute__((always_inline)) void tile_range(
     int qtype, const uint8_t *w, int64_t ldw, const int8_t *q, const float *d, const float *s,
     int64_t M, int64_t K, float *out, int64_t ldo, int64_t t0, int64_t t1) {
     const int64_t nb = K / QK;
-    __m256 acc[TILE_MT];
-    for (int64_t t = t0; t < t1; t++) {
-        const uint8_t *wt = w + t * TILE * ldw;
-        if (M == 1) { /* decode: a constant single row */
-            tile_dot(qtype, wt, q, d, s, K, 1, acc);
-            _mm256_storeu_ps(out + t * TILE, acc[0]);
-            continue;
-        }
-        for (int64_t m0 = 0; m0 < M; m0 += TILE_MT) {
-            const int mt = (int)(M - m0 < TILE_MT ? M - m0 : TILE_MT);
-            if (mt == TILE_MT)
-                tile_dot(qtype, wt, q + m0 * K, d + m0 * nb, s + m0 * nb, K, TILE_MT, acc);
-            else
-                tile_dot(qtype, wt, q + m0 * K, d + m0 * nb, s + m0 * nb, K, mt, acc);
-            for (int m = 0; m < mt; m++) _mm256_storeu_ps(out + (m0 + m) * ldo + t * TILE, acc[m]);
-        }
-    }
+#define DOT(wt, m0, mt, acc) tile_dot(qtype, wt, q + (m0) * K, d + (m0) * nb, s + (m0) * nb, K, mt, acc)
+    VIBE_TILE_RANGE(DOT)
+#undef DOT
 }
 #endif
 

@@ -35,8 +35,7 @@ def load_shard(model: Transformer, ckpt: Checkpoint) -> None:
     real = model.tp.vocab_range(model.cfg.vocab_size)
     model.embed[real[1] - real[0] :].zero_()
     model.lm_head[real[1] - real[0] :].zero_()
-    if model.device.type == "cpu" and model.quantized_names():
-        cpu_quant.enabled()  # build the kernel now, not inside the first collective
+    if model.device.type == "cpu":
         pack_matrices(model)  # the kernel's tiled layout, once every row is in
 
 
