@@ -100,7 +100,8 @@ class QuantWeight:
         in the unpacked layout: a reduced-vocabulary head)."""
         if isinstance(rows, torch.Tensor):
             if self.packed:  # ids as torch reads them (a mask, negative ids), then unpacked
-                ids = torch.arange(self.data.shape[0])[rows]
+                ids = rows.nonzero().reshape(-1) if rows.dtype == torch.bool else rows.reshape(-1)
+                ids = torch.where(ids < 0, ids + self.data.shape[0], ids)
                 data = cpu_quant.unpack_rows(self.data, self.kernel_type, self.cols, ids)
                 return QuantWeight(data, self.qtype, self.cols)
             return QuantWeight(self.data[rows], self.qtype, self.cols)
