@@ -17,7 +17,7 @@ def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> t
     kernel's zero page until written, so a cache of 8,192 positions commits only the memory of
     the positions a sequence has reached, and allocating it costs no memset. (Not calloc:
     numpy asks for 2 MiB huge pages, and one write would commit a whole layer's plane.)"""
-    if torch.device(device).type != "cpu":
+    if torch.device(device).type != "cpu" or not hasattr(mmap, "MAP_ANONYMOUS"):  # (Windows)
         return torch.zeros(shape, dtype=dtype, device=device)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes == 0:
