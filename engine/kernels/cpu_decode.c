@@ -22,6 +22,7 @@
 
 #include "cpu_linear.h"
 #include "cpu_quant.h"
+#include "cpu_simd.h"
 
 enum { F32 = 0, WQKV = 0, WO = 1, W13 = 2, W2 = 3 };
 
@@ -48,26 +49,67 @@ typedef struct {
     const vibe_layer *layers;
 } vibe_model;
 
-/* out [M, N] = x [M, K] @ w.T: this thread's share of each part's rows. x is quantized into
- * the thread's own `act` first when a part is quantized (every thread does it: cheaper than a
- * barrier). */
-static void matmul(const vibe_layer *lay, int which, const float *x, void *act, int64_t M,
-                   int64_t K, float *out, int64_t N) {
-    const vibe_part *parts = lay->m[which];
+/* out[:, first + n0 : first + n1] = x @ rows [n0, n1) of one part. */
+static void part_rows(const vibe_part *part, const float *x, const void *act, int64_t M,
+                      int64_t K, float *out, int64_t N, int64_t n0, int64_t n1) {
+    if (n1 <= n0) return;
+    if (part->type == F32)
+        vibe_f32_rows(x, K, part->w, part->ld / (int64_t)sizeof(float), out, N, M, K, n0, n1);
+    else
+        vibe_qdot_rows((int)part->type, part->w, part->ld, act, M, K, out, N, n0, n1);
+}
+
+/* x [M, K] into the thread's own `act` when a part of the matrix is quantized (every thread
+ * does it: cheaper than a barrier). */
+static void quantize_input(const vibe_part *parts, const float *x, void *act, int64_t M,
+                           int64_t K) {
     int quantized = 0;
     for (int p = 0; p < PARTS; p++) quantized |= parts[p].rows > 0 && parts[p].type != F32;
     if (quantized) vibe_qact(x, K, M, K, act);
+}
+
+/* out [M, N] = x [M, K] @ w.T: this thread's share of each part's rows. */
+static void matmul(const vibe_layer *lay, int which, const float *x, void *act, int64_t M,
+                   int64_t K, float *out, int64_t N) {
+    const vibe_part *parts = lay->m[which];
+    quantize_input(parts, x, act, M, K);
     int64_t first = 0;
     for (int p = 0; p < PARTS && parts[p].rows > 0; first += parts[p].rows, p++) {
-        const vibe_part *part = parts + p;
         int64_t n0, n1;
-        vibe_split_aligned(part->rows, part->type == F32 ? 1 : vibe_qalign((int)part->type), &n0,
-                           &n1);
-        if (part->type == F32)
-            vibe_f32_rows(x, K, part->w, part->ld / (int64_t)sizeof(float), out + first, N, M, K,
-                          n0, n1);
-        else
-            vibe_qdot_rows((int)part->type, part->w, part->ld, act, M, K, out + first, N, n0, n1);
+        vibe_split_aligned(parts[p].rows, vibe_qalign((int)parts[p].type), &n0, &n1);
+        part_rows(parts + p, x, act, M, K, out + first, N, n0, n1);
+    }
+}
+
+/* Rows [a, b) of a matrix stacked from parts (a, b on every part's row alignment). */
+static void stacked_rows(const vibe_part *parts, const float *x, const void *act, int64_t M,
+                         int64_t K, float *out, int64_t N, int64_t a, int64_t b) {
+    int64_t first = 0;
+    for (int p = 0; p < PARTS && parts[p].rows > 0; first += parts[p].rows, p++) {
+        const int64_t lo = a > first ? a : first, end = first + parts[p].rows;
+        part_rows(parts + p, x, act, M, K, out + first, N, lo - first, (b < end ? b : end) - first);
+    }
+}
+
+static inline float silu(float g) { return g / (1.0f + vibe_expf(-g)); }
+
+/* glu [M, F] = silu(gate) * up with w13 = gate|up [2F, K]: the thread computes the same share
+ * of the gate rows and of the up rows (into ffn [M, 2F]) and gates its own columns, so SwiGLU
+ * is split between the threads without a barrier of its own. F is a multiple of 8, the
+ * widest row alignment (FusedLayers.build checks). */
+static void swiglu(const vibe_layer *lay, const float *x, void *act, int64_t M, int64_t K,
+                   int64_t F, float *ffn, float *glu) {
+    const vibe_part *parts = lay->m[W13];
+    quantize_input(parts, x, act, M, K);
+    int64_t a, b;
+    vibe_split_aligned(F, 8, &a, &b);
+    stacked_rows(parts, x, act, M, K, ffn, 2 * F, a, b);
+    stacked_rows(parts, x, act, M, K, ffn, 2 * F, F + a, F + b);
+    for (int64_t m = 0; m < M; m++) {
+        const float *gate = ffn + m * 2 * F, *up = gate + F;
+        float *out = glu + m * F;
+#pragma omp simd
+        for (int64_t i = a; i < b; i++) out[i] = silu(gate[i]) * up[i];
     }
 }
 
@@ -81,31 +123,72 @@ static void rotate(float *x, const float *c, const float *s, int64_t D, float sc
     }
 }
 
-/* One query head over keys/values [lo, hi] of its cache head (rows of D floats). */
-static void attend(const float *q, const float *keys, const float *values, int64_t lo,
-                   int64_t hi, int64_t D, float *scores, float *out) {
-    const float scale = 1.0f / sqrtf((float)D);
-    float top = -INFINITY;
-    for (int64_t t = lo; t <= hi; t++) {
+/* scores[t - lo] = dot(q, keys[t]) * scale for t in [lo, hi] (rows of D floats). */
+static void qk_scores(const float *q, const float *keys, int64_t lo, int64_t hi, int64_t D,
+                      float scale, float *scores) {
+    int64_t t = lo;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (D % 8 == 0) /* eight keys at once: eight lane-wise dot products, then one reduction */
+        for (; t + 8 <= hi + 1; t += 8) {
+            __m256 acc[8];
+            for (int p = 0; p < 8; p++) acc[p] = _mm256_setzero_ps();
+            for (int64_t j = 0; j < D; j += 8) {
+                const __m256 qj = _mm256_loadu_ps(q + j);
+                for (int p = 0; p < 8; p++)
+                    acc[p] = _mm256_fmadd_ps(qj, _mm256_loadu_ps(keys + (t + p) * D + j), acc[p]);
+            }
+            _mm256_storeu_ps(scores + t - lo, _mm256_mul_ps(vibe_hsum8x8(acc), _mm256_set1_ps(scale)));
+        }
+#endif
+    for (; t <= hi; t++) {
         const float *k = keys + t * D;
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < D; j++) s += q[j] * k[j];
-        s *= scale;
-        scores[t - lo] = s;
-        top = s > top ? s : top;
-    }
-    float total = 0.0f;
-    for (int64_t t = lo; t <= hi; t++) total += scores[t - lo] = expf(scores[t - lo] - top);
-    for (int64_t j = 0; j < D; j++) out[j] = 0.0f;
-    for (int64_t t = lo; t <= hi; t++) {
-        const float p = scores[t - lo] / total, *v = values + t * D;
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) out[j] += p * v[j];
+        scores[t - lo] = s * scale;
     }
 }
 
-static inline float silu(float g) { return g / (1.0f + expf(-g)); }
+/* out [D] = sum over t in [lo, hi] of weights[t - lo] * values[t] (rows of D floats). */
+static void weighted_values(const float *weights, const float *values, int64_t lo, int64_t hi,
+                            int64_t D, float *out) {
+#if defined(__AVX2__) && defined(__FMA__)
+    if (D % 64 == 0) { /* 64 columns at a time in registers */
+        for (int64_t j = 0; j < D; j += 64) {
+            __m256 acc[8];
+            for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
+            for (int64_t t = lo; t <= hi; t++) {
+                const __m256 w = _mm256_set1_ps(weights[t - lo]);
+                const float *v = values + t * D + j;
+                for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * c), acc[c]);
+            }
+            for (int c = 0; c < 8; c++) _mm256_storeu_ps(out + j + 8 * c, acc[c]);
+        }
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < D; j++) out[j] = 0.0f;
+    for (int64_t t = lo; t <= hi; t++) {
+        const float w = weights[t - lo], *v = values + t * D;
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) out[j] += w * v[j];
+    }
+}
+
+/* One query head over keys/values [lo, hi] of its cache head (rows of D floats). */
+static void attend(const float *q, const float *keys, const float *values, int64_t lo,
+                   int64_t hi, int64_t D, float *scores, float *out) {
+    const int64_t n = hi - lo + 1;
+    qk_scores(q, keys, lo, hi, D, 1.0f / sqrtf((float)D), scores);
+    float top = -INFINITY;
+    for (int64_t i = 0; i < n; i++) top = scores[i] > top ? scores[i] : top;
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (int64_t i = 0; i < n; i++) total += scores[i] = vibe_expf(scores[i] - top);
+    weighted_values(scores, values, lo, hi, D, out);
+    const float inv = 1.0f / total;
+    for (int64_t j = 0; j < D; j++) out[j] *= inv;
+}
 
 /* Run every layer for M rows: x [M, dim] (in: embeddings, out: last layer's output), row m at
  * position pos[m] of the cache whose keys/values start at kbase[m]/vbase[m] ([n_layers,
@@ -113,26 +196,28 @@ static inline float silu(float g) { return g / (1.0f + expf(-g)); }
  * scaled by qscale[m]. When capture[l] >= 0, layer l's output goes to captured[capture[l]]
  * [M, dim] (EAGLE features). Returns 0, or -1 when out of memory (x is then unchanged).
  *
- * Threads meet at five barriers a layer, after each product and between the cache writes and
- * attention. Everything of size M * dim (residual, norms, activation quantization, SwiGLU) is
- * computed by every thread into its own buffers, which costs less than another barrier;
- * barriers also make each shared buffer's next write wait for all reads of the last. */
+ * Threads meet at six barriers a layer, after each product and between the cache writes and
+ * attention. Everything of size M * dim (residual, norms, activation quantization) is computed
+ * by every thread into its own buffers, which costs less than another barrier; SwiGLU is split
+ * with the gate/up product (`swiglu`). Barriers also make each shared buffer's next write wait
+ * for all reads of the last. */
 int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t *pos,
                        const int64_t *lo, const float *qscale, float *const *kbase,
                        float *const *vbase, const int64_t *capture, float *captured) {
     const int64_t dim = md->dim, H = md->n_heads, Hkv = md->n_kv_heads, D = md->head_dim;
     const int64_t F = md->hidden, QKV = (H + 2 * Hkv) * D, group = H / Hkv;
-    int64_t widest = dim > H * D ? dim : H * D;
+    int64_t widest = dim > H * D ? dim : H * D; /* the widest product input */
     widest = widest > F ? widest : F;
     /* Shared: the products' outputs. */
-    float *shared = malloc((size_t)(M * (QKV + H * D + 2 * F + dim)) * sizeof(float));
+    float *shared = malloc((size_t)(M * (QKV + H * D + 3 * F + dim)) * sizeof(float));
     if (!shared) return -1;
-    float *qkv = shared, *att = qkv + M * QKV, *ffn = att + M * H * D, *delta = ffn + M * 2 * F;
+    float *qkv = shared, *att = qkv + M * QKV, *ffn = att + M * H * D, *glu = ffn + M * 2 * F;
+    float *delta = glu + M * F;
     int failed = 0;
 #pragma omp parallel
     {
-        /* Private: the residual stream, a normed/gated input, quantized activations, scores. */
-        const size_t own = (size_t)(M * (dim + widest) + md->max_len) * sizeof(float);
+        /* Private: the residual stream, a normed input, quantized activations, scores. */
+        const size_t own = (size_t)(M * 2 * dim + md->max_len) * sizeof(float);
         float *xs = malloc(own);
         void *act = malloc((size_t)vibe_qact_bytes(M, widest));
         if (!xs || !act) {
@@ -140,7 +225,7 @@ int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t 
             failed = 1;
         }
 #pragma omp barrier
-        float *h = xs + M * dim, *scores = h + M * widest;
+        float *h = xs + M * dim, *scores = h + M * dim;
         if (!failed) memcpy(xs, x, (size_t)(M * dim) * sizeof(float));
         for (int64_t l = 0; l < md->n_layers && !failed; l++) {
             const vibe_layer *lay = md->layers + l;
@@ -175,13 +260,9 @@ int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t 
             matmul(lay, WO, att, act, M, H * D, delta, dim);
 #pragma omp barrier
             vibe_add_rmsnorm_f32(delta, xs, xs, lay->ffn_norm, h, M, dim, (float)md->eps);
-            matmul(lay, W13, h, act, M, dim, ffn, 2 * F);
+            swiglu(lay, h, act, M, dim, F, ffn, glu);
 #pragma omp barrier
-            for (int64_t m = 0; m < M; m++) {
-                const float *g = ffn + m * 2 * F;
-                for (int64_t i = 0; i < F; i++) h[m * F + i] = silu(g[i]) * g[F + i];
-            }
-            matmul(lay, W2, h, act, M, F, delta, dim);
+            matmul(lay, W2, glu, act, M, F, delta, dim);
 #pragma omp barrier
             if (capture && capture[l] >= 0) {
                 /* Written before this thread's next barrier; delta changes only after two. */

@@ -121,6 +121,7 @@ class FusedLayers:
             or model.tp.size != 1
             or lc.n_heads % lc.n_kv_heads
             or cfg.head_dim % 2
+            or model.local.hidden_dim % cpu_quant.TILE  # swiglu's split on tile boundaries
             or not model.cos.is_contiguous()
         ):
             return None

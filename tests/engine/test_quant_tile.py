@@ -142,6 +142,8 @@ def test_a_model_loads_packed_and_computes_what_the_row_kernel_does(name, tmp_pa
     _unpacked(rows)
     assert not rows.layers[0].w2.packed
     ids = [3, 17, 99, 4, 250, 8, 8, 41, 0, 1]
+    # Tiles and rows sum in different orders, so a later product's int8 activations can round
+    # one step apart (each ~1/127 of its row's largest value): compare to 1e-3 of the logits.
     for prompt in (ids, ids[:1]):  # prefill, and the fused single-row step
         a, b = _logits(packed, prompt), _logits(rows, prompt)
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * float(b.abs().max()))
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-3 * float(b.abs().max()))
