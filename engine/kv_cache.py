@@ -33,6 +33,10 @@ class KVCache:
 
     `truncate(n)` is O(1): later writes overwrite the dropped slots. It serves prefix reuse
     across chat turns and speculative-decoding rollback.
+
+    The buffers hold `storage` (default `dtype`); `write` rounds to it and `view` returns
+    `dtype`. An fp32 model on CPU keeps fp16 keys/values (`Transformer.new_cache`), as llama.cpp
+    does: attention reads half the bytes, which decides the speed of long contexts.
     """
 
     def __init__(
@@ -43,10 +47,12 @@ class KVCache:
         head_dim: int,
         dtype: torch.dtype,
         device: torch.device,
+        storage: torch.dtype | None = None,
     ) -> None:
         shape = (n_layers, n_kv_heads, max_len, head_dim)
-        self.k = zeros(shape, dtype, device)
-        self.v = zeros(shape, dtype, device)
+        self.k = zeros(shape, storage or dtype, device)
+        self.v = zeros(shape, storage or dtype, device)
+        self.dtype = dtype
         self.max_len = max_len
         self.length = 0
 
@@ -57,6 +63,7 @@ class KVCache:
             raise ValueError(f"KVCache.over: k {tuple(k.shape)}, v {tuple(v.shape)}")
         cache = cls.__new__(cls)
         cache.k, cache.v, cache.max_len, cache.length = k, v, k.shape[2], 0
+        cache.dtype = k.dtype
         return cache
 
     def truncate(self, n: int) -> None:
@@ -72,8 +79,11 @@ class KVCache:
         self.v[layer, :, start:end] = v.transpose(0, 1)
 
     def view(self, layer: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values [n_kv_heads, hi - lo, head_dim] of positions lo .. hi-1."""
-        return self.k[layer, :, lo:hi], self.v[layer, :, lo:hi]
+        """Keys and values [n_kv_heads, hi - lo, head_dim] of positions lo .. hi-1 (`dtype`)."""
+        k, v = self.k[layer, :, lo:hi], self.v[layer, :, lo:hi]
+        if k.dtype != self.dtype:
+            return k.to(self.dtype), v.to(self.dtype)
+        return k, v
 
     def nbytes(self) -> int:
         return self.k.numel() * self.k.element_size() * 2

@@ -165,7 +165,8 @@ class Transformer:
 
     def new_cache(self) -> KVCache:
         c = self.local
-        return KVCache(c.n_layers, c.n_kv_heads, self.max_len, c.head_dim, self.dtype, self.device)
+        shape = (c.n_layers, c.n_kv_heads, self.max_len, c.head_dim)
+        return KVCache(*shape, self.dtype, self.device, cpu_decode.cache_storage(self))
 
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.tp.embed(self.embed, input_ids, self.dtype)  # [T, dim]

@@ -24,6 +24,11 @@
 #include "cpu_quant.h"
 #include "cpu_simd.h"
 
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define VIBE_KV_HALF 1 /* fp16 caches: F16C converts on every read and write */
+#endif
+
 enum { F32 = 0, WQKV = 0, WO = 1, W13 = 2, W2 = 3 };
 
 enum { PARTS = 3 };
@@ -123,11 +128,28 @@ static void rotate(float *x, const float *c, const float *s, int64_t D, float sc
     }
 }
 
-/* scores[t - lo] = dot(q, keys[t]) * scale for t in [lo, hi] (rows of D floats). */
-static void qk_scores(const float *q, const float *keys, int64_t lo, int64_t hi, int64_t D,
-                      float scale, float *scores) {
+/* Eight cache values from p (fp32, or fp16 when `half`) as floats; one value. */
+#ifdef VIBE_KV_HALF
+static inline __m256 load8(const void *p, int64_t i, int half) {
+    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)))
+                : _mm256_loadu_ps((const float *)p + i);
+}
+static inline float load1(const void *p, int64_t i, int half) {
+    return half ? _cvtsh_ss(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+#else
+static inline float load1(const void *p, int64_t i, int half) {
+    (void)half; /* fp16 caches are not offered without F16C (vibe_kv_half) */
+    return ((const float *)p)[i];
+}
+#endif
+
+/* scores[t - lo] = dot(q, keys[t]) * scale for t in [lo, hi] (rows of D values). */
+static inline __attribute__((always_inline)) void qk_scores(
+    const float *q, const void *keys, int64_t lo, int64_t hi, int64_t D, float scale,
+    int half, float *scores) {
     int64_t t = lo;
-#if defined(__AVX2__) && defined(__FMA__)
+#ifdef VIBE_KV_HALF
     if (D % 8 == 0) /* eight keys at once: eight lane-wise dot products, then one reduction */
         for (; t + 8 <= hi + 1; t += 8) {
             __m256 acc[8];
@@ -135,32 +157,31 @@ static void qk_scores(const float *q, const float *keys, int64_t lo, int64_t hi,
             for (int64_t j = 0; j < D; j += 8) {
                 const __m256 qj = _mm256_loadu_ps(q + j);
                 for (int p = 0; p < 8; p++)
-                    acc[p] = _mm256_fmadd_ps(qj, _mm256_loadu_ps(keys + (t + p) * D + j), acc[p]);
+                    acc[p] = _mm256_fmadd_ps(qj, load8(keys, (t + p) * D + j, half), acc[p]);
             }
             _mm256_storeu_ps(scores + t - lo, _mm256_mul_ps(vibe_hsum8x8(acc), _mm256_set1_ps(scale)));
         }
 #endif
     for (; t <= hi; t++) {
-        const float *k = keys + t * D;
         float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < D; j++) s += q[j] * k[j];
+        for (int64_t j = 0; j < D; j++) s += q[j] * load1(keys, t * D + j, half);
         scores[t - lo] = s * scale;
     }
 }
 
-/* out [D] = sum over t in [lo, hi] of weights[t - lo] * values[t] (rows of D floats). */
-static void weighted_values(const float *weights, const float *values, int64_t lo, int64_t hi,
-                            int64_t D, float *out) {
-#if defined(__AVX2__) && defined(__FMA__)
+/* out [D] = sum over t in [lo, hi] of weights[t - lo] * values[t] (rows of D values). */
+static inline __attribute__((always_inline)) void weighted_values(
+    const float *weights, const void *values, int64_t lo, int64_t hi, int64_t D, int half,
+    float *out) {
+#ifdef VIBE_KV_HALF
     if (D % 64 == 0) { /* 64 columns at a time in registers */
         for (int64_t j = 0; j < D; j += 64) {
             __m256 acc[8];
             for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
             for (int64_t t = lo; t <= hi; t++) {
                 const __m256 w = _mm256_set1_ps(weights[t - lo]);
-                const float *v = values + t * D + j;
-                for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * c), acc[c]);
+                for (int c = 0; c < 8; c++)
+                    acc[c] = _mm256_fmadd_ps(w, load8(values, t * D + j + 8 * c, half), acc[c]);
             }
             for (int c = 0; c < 8; c++) _mm256_storeu_ps(out + j + 8 * c, acc[c]);
         }
@@ -169,32 +190,66 @@ static void weighted_values(const float *weights, const float *values, int64_t l
 #endif
     for (int64_t j = 0; j < D; j++) out[j] = 0.0f;
     for (int64_t t = lo; t <= hi; t++) {
-        const float w = weights[t - lo], *v = values + t * D;
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) out[j] += w * v[j];
+        const float w = weights[t - lo];
+        for (int64_t j = 0; j < D; j++) out[j] += w * load1(values, t * D + j, half);
     }
 }
 
-/* One query head over keys/values [lo, hi] of its cache head (rows of D floats). */
-static void attend(const float *q, const float *keys, const float *values, int64_t lo,
-                   int64_t hi, int64_t D, float *scores, float *out) {
+/* One query head over keys/values [lo, hi] of its cache head (rows of D values). */
+static inline __attribute__((always_inline)) void attend_as(
+    const float *q, const void *keys, const void *values, int64_t lo, int64_t hi, int64_t D,
+    int half, float *scores, float *out) {
     const int64_t n = hi - lo + 1;
-    qk_scores(q, keys, lo, hi, D, 1.0f / sqrtf((float)D), scores);
+    qk_scores(q, keys, lo, hi, D, 1.0f / sqrtf((float)D), half, scores);
     float top = -INFINITY;
     for (int64_t i = 0; i < n; i++) top = scores[i] > top ? scores[i] : top;
     float total = 0.0f;
 #pragma omp simd reduction(+ : total)
     for (int64_t i = 0; i < n; i++) total += scores[i] = vibe_expf(scores[i] - top);
-    weighted_values(scores, values, lo, hi, D, out);
+    weighted_values(scores, values, lo, hi, D, half, out);
     const float inv = 1.0f / total;
     for (int64_t j = 0; j < D; j++) out[j] *= inv;
 }
 
+/* attend_as specialised for each cache type. */
+static void attend(const float *q, const void *keys, const void *values, int64_t lo,
+                   int64_t hi, int64_t D, int half, float *scores, float *out) {
+    if (half)
+        attend_as(q, keys, values, lo, hi, D, 1, scores, out);
+    else
+        attend_as(q, keys, values, lo, hi, D, 0, scores, out);
+}
+
+/* D floats into a cache row (fp32, or fp16 rounded to nearest when `half`). */
+static void store_row(void *to, const float *from, int64_t D, int half) {
+    if (!half) {
+        memcpy(to, from, (size_t)D * sizeof(float));
+        return;
+    }
+#ifdef VIBE_KV_HALF
+    uint16_t *h = to;
+    int64_t j = 0;
+    for (; j + 8 <= D; j += 8)
+        _mm_storeu_si128((__m128i *)(h + j),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(from + j), _MM_FROUND_TO_NEAREST_INT));
+    for (; j < D; j++) h[j] = _cvtss_sh(from[j], _MM_FROUND_TO_NEAREST_INT);
+#endif
+}
+
+int vibe_kv_half(void) {
+#ifdef VIBE_KV_HALF
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Run every layer for M rows: x [M, dim] (in: embeddings, out: last layer's output), row m at
  * position pos[m] of the cache whose keys/values start at kbase[m]/vbase[m] ([n_layers,
- * n_kv_heads, max_len, head_dim] fp32), attending to positions [lo[m], pos[m]], queries
+ * n_kv_heads, max_len, head_dim], fp32, or fp16 when kv_half and vibe_kv_half()), attending to positions [lo[m], pos[m]], queries
  * scaled by qscale[m]. When capture[l] >= 0, layer l's output goes to captured[capture[l]]
- * [M, dim] (EAGLE features). Returns 0, or -1 when out of memory (x is then unchanged).
+ * [M, dim] (EAGLE features). Returns 0, or -1 when out of memory or given fp16 caches without
+ * F16C (x is then unchanged).
  *
  * Threads meet at six barriers a layer, after each product and between the cache writes and
  * attention. Everything of size M * dim (residual, norms, activation quantization) is computed
@@ -202,8 +257,11 @@ static void attend(const float *q, const float *keys, const float *values, int64
  * with the gate/up product (`swiglu`). Barriers also make each shared buffer's next write wait
  * for all reads of the last. */
 int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t *pos,
-                       const int64_t *lo, const float *qscale, float *const *kbase,
-                       float *const *vbase, const int64_t *capture, float *captured) {
+                       const int64_t *lo, const float *qscale, void *const *kbase,
+                       void *const *vbase, int kv_half, const int64_t *capture,
+                       float *captured) {
+    if (kv_half && !vibe_kv_half()) return -1;
+    const int64_t es = kv_half ? 2 : 4; /* bytes of a cache value */
     const int64_t dim = md->dim, H = md->n_heads, Hkv = md->n_kv_heads, D = md->head_dim;
     const int64_t F = md->hidden, QKV = (H + 2 * Hkv) * D, group = H / Hkv;
     int64_t widest = dim > H * D ? dim : H * D; /* the widest product input */
@@ -245,16 +303,17 @@ int vibe_decode_layers(const vibe_model *md, int64_t M, float *x, const int64_t 
                     rotate(row + head * D, c, s, D, qscale[m]);
                 rotate(row + (H + g) * D, c, s, D, 1.0f);
                 const size_t at = layer_at + g * plane + (size_t)pos[m] * D;
-                memcpy(kbase[m] + at, row + (H + g) * D, (size_t)D * sizeof(float));
-                memcpy(vbase[m] + at, row + (H + Hkv + g) * D, (size_t)D * sizeof(float));
+                store_row((char *)kbase[m] + at * es, row + (H + g) * D, D, kv_half);
+                store_row((char *)vbase[m] + at * es, row + (H + Hkv + g) * D, D, kv_half);
             }
 #pragma omp barrier
             vibe_split(M * H, &t0, &t1); /* (row, query head) */
             for (int64_t t = t0; t < t1; t++) {
                 const int64_t m = t / H, head = t % H;
                 const size_t at = layer_at + (size_t)(head / group) * plane;
-                attend(qkv + m * QKV + head * D, kbase[m] + at, vbase[m] + at, lo[m], pos[m], D,
-                       scores, att + m * H * D + head * D);
+                attend(qkv + m * QKV + head * D, (char *)kbase[m] + at * es,
+                       (char *)vbase[m] + at * es, lo[m], pos[m], D, kv_half, scores,
+                       att + m * H * D + head * D);
             }
 #pragma omp barrier
             matmul(lay, WO, att, act, M, H * D, delta, dim);

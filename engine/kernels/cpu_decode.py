@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from engine.kernels.cpu_linear import build_library, switched_on
 from engine.rope import llama4_query_scale
 
 _HERE = Path(__file__).parent
+KV_ENV_VAR = "VIBE_KV_FP16"
 MAX_ROWS = 16  # decode, speculative verify, or one token of each of up to 16 sequences
 
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
@@ -66,8 +68,10 @@ def _library() -> ctypes.CDLL | None:
     if lib is None:
         return None
     fn = lib.vibe_decode_layers
-    fn.argtypes = [ctypes.POINTER(_Model), _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]
+    fn.argtypes = [ctypes.POINTER(_Model), _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr]
+    fn.argtypes += [ctypes.c_int, _ptr, _ptr]
     fn.restype = ctypes.c_int
+    lib.vibe_kv_half.argtypes, lib.vibe_kv_half.restype = [], ctypes.c_int
     return lib
 
 
@@ -163,10 +167,13 @@ class FusedLayers:
         wanted = sorted(set(capture))
         if any(not 0 <= i < n_layers for i in wanted):
             return None
+        storage = caches[0].k.dtype  # fp32, or fp16 where the kernel converts (F16C)
+        if storage != torch.float32 and (storage != torch.float16 or not self._lib.vibe_kv_half()):
+            return None
         for c in caches:
-            if c.k.dtype != torch.float32 or not (c.k.is_contiguous() and c.v.is_contiguous()):
+            if c.k.dtype != storage or c.v.dtype != storage:
                 return None
-            if c.max_len != self.spec.max_len:
+            if not (c.k.is_contiguous() and c.v.is_contiguous()) or c.max_len != self.spec.max_len:
                 return None
         if max(positions) >= self.spec.max_len or min(positions) < 0:
             raise ValueError(f"positions up to {max(positions) + 1} exceed the cache")
@@ -182,7 +189,7 @@ class FusedLayers:
         rc = self._lib.vibe_decode_layers(
             ctypes.byref(self.spec), M, x.data_ptr(), (_i64 * M)(*positions), (_i64 * M)(*lo),
             (ctypes.c_float * M)(*scale), (_ptr * M)(*(c.k.data_ptr() for c in caches)),
-            (_ptr * M)(*(c.v.data_ptr() for c in caches)), slots,
+            (_ptr * M)(*(c.v.data_ptr() for c in caches)), int(storage == torch.float16), slots,
             None if captured is None else captured.data_ptr(),
         )  # fmt: skip
         if rc != 0:
@@ -191,6 +198,16 @@ class FusedLayers:
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, FusedLayers | None] = weakref.WeakKeyDictionary()
+
+
+def cache_storage(model: Any) -> torch.dtype | None:
+    """The dtype `model`'s KV caches store: fp16 where the C step runs its decode attention
+    and converts with F16C (fp32 CPU models; VIBE_KV_FP16=0 keeps fp32), else None (the model's
+    dtype). Prefill, on the torch path, reads the caches back as fp32."""
+    if os.environ.get(KV_ENV_VAR, "1").strip().lower() in ("0", "false", "off"):
+        return None
+    fused = fused_layers(model)
+    return torch.float16 if fused is not None and fused._lib.vibe_kv_half() else None
 
 
 def fused_layers(model: Any) -> FusedLayers | None:

@@ -18,6 +18,15 @@ def _prompt(n: int, seed: int = 1) -> list[int]:
     return torch.randint(3, tiny_models.VOCAB, (n,), generator=gen).tolist()
 
 
+@pytest.fixture(autouse=True)
+def exact_kv_cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engine tests compare against fp32 oracles (transformers, tensor parallelism, the torch
+    path), so their caches keep fp32. The fp16 cache a CPU model keeps by default is tested
+    where a test is marked `kv_fp16` (test_kv_fp16.py, test_cpu_decode.py)."""
+    if request.node.get_closest_marker("kv_fp16") is None:
+        monkeypatch.setenv("VIBE_KV_FP16", "0")
+
+
 @pytest.fixture(scope="session")
 def prompt_ids() -> Callable[..., list[int]]:
     """prompt_ids(n, seed) -> n random token ids of the tiny vocabulary."""

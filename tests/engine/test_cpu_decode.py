@@ -1,8 +1,9 @@
 """The fused CPU decode step (engine/kernels/cpu_decode.c) against the torch layer path.
 
 Both paths run the same matrix kernels (fp32 rows, or GGUF blocks with activations quantized
-the same way), so their logits agree to float rounding (1e-4 relative), the keys/values they
-leave in the cache agree, and greedy tokens are identical.
+the same way) over caches of the same storage (fp32, and the default fp16: the torch path
+reads it back as fp32), so their logits agree to float rounding (1e-4 relative), the
+keys/values they leave in the cache agree, and greedy tokens are identical.
 """
 
 from __future__ import annotations
@@ -18,16 +19,29 @@ from engine.engine import load_model
 from engine.kernels import cpu_decode
 from engine.quant import StackedWeight
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler"),
+    pytest.mark.kv_fp16,
+]
 RTOL = 1e-4
+
+
+@pytest.fixture(params=["fp16", "fp32"], autouse=True)
+def kv(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs over fp16 caches (the CPU default) and over fp32 ones."""
+    monkeypatch.setenv("VIBE_KV_FP16", "1" if request.param == "fp16" else "0")
+    return request.param
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def _torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def _torch_path(monkeypatch: pytest.MonkeyPatch, model) -> None:
+    """Layers on the torch path, over caches stored as the fused path stores them (fp16)."""
+    storage = cpu_decode.cache_storage(model)
     monkeypatch.setattr(cpu_decode, "fused_layers", lambda model: None)
+    monkeypatch.setattr(cpu_decode, "cache_storage", lambda model: storage)
 
 
 def _steps(model, prompt: list[int], tokens: list[list[int]]):
@@ -49,7 +63,7 @@ def test_decode_and_verify_steps_match_the_torch_path(kind, tiny_dir, prompt_ids
     # One token at a time, then a 4-token verify step, then a step past the sliding window.
     tokens = [[5], [9], prompt_ids(4, seed=4), [7], [11]]
     fused, fused_cache = _steps(model, prompt, tokens)
-    _torch_path(monkeypatch)
+    _torch_path(monkeypatch, model)
     ref, ref_cache = _steps(model, prompt, tokens)
     for a, b in zip(fused, ref, strict=True):
         assert a.shape == b.shape
@@ -57,6 +71,7 @@ def test_decode_and_verify_steps_match_the_torch_path(kind, tiny_dir, prompt_ids
         assert torch.equal(a.argmax(-1), b.argmax(-1))
     n = ref_cache.length
     assert fused_cache.length == n
+    assert fused_cache.k.dtype == ref_cache.k.dtype
     assert _rel(fused_cache.k[:, :, :n], ref_cache.k[:, :, :n]) < RTOL
     assert _rel(fused_cache.v[:, :, :n], ref_cache.v[:, :, :n]) < RTOL
 
@@ -75,7 +90,7 @@ def test_quantized_gguf_steps_match_the_torch_path(qtype, tmp_path, monkeypatch)
     prompt = torch.randint(0, 256, (9,), generator=torch.Generator().manual_seed(2)).tolist()
     tokens = [[3], [4], [10, 11, 12], [5]]
     fused, _ = _steps(model, prompt, tokens)
-    _torch_path(monkeypatch)
+    _torch_path(monkeypatch, model)
     ref, _ = _steps(model, prompt, tokens)
     for a, b in zip(fused, ref, strict=True):
         assert _rel(a, b) < RTOL
@@ -85,7 +100,7 @@ def test_quantized_gguf_steps_match_the_torch_path(qtype, tmp_path, monkeypatch)
 def test_a_batch_step_equals_each_sequence_alone(path, tiny_dir, prompt_ids, monkeypatch):
     model = load_model(resolve(tiny_dir("mistral")[1]), "cpu", "float32", 64)
     if path == "torch":
-        _torch_path(monkeypatch)
+        _torch_path(monkeypatch, model)
     prompts = [prompt_ids(n, seed=n) for n in (5, 12, 8)]
     batch = BatchDecoder(model, 3)
     slots = [batch.acquire(p) for p in prompts]
