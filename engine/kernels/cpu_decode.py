@@ -114,6 +114,8 @@ class FusedLayers:
         )  # fmt: skip
         self.window = cfg.sliding_window or None
         self.cfg = cfg
+        # GGUF blocks kept as stored (some part not fp32 rows)
+        self.quantized = any(part.type != 0 for lay in layers for m in lay.m for part in m)
 
     @staticmethod
     def build(model: Any) -> FusedLayers | None:
@@ -201,13 +203,19 @@ _PLANS: weakref.WeakKeyDictionary[Any, FusedLayers | None] = weakref.WeakKeyDict
 
 
 def cache_storage(model: Any) -> torch.dtype | None:
-    """The dtype `model`'s KV caches store: fp16 where the C step runs its decode attention
-    and converts with F16C (fp32 CPU models; VIBE_KV_FP16=0 keeps fp32), else None (the model's
-    dtype). Prefill, on the torch path, reads the caches back as fp32."""
-    if os.environ.get(KV_ENV_VAR, "1").strip().lower() in ("0", "false", "off"):
+    """The dtype `model`'s KV caches store, None for the model's own.
+
+    fp16 where the C step runs decode attention and converts with F16C, for models that keep
+    GGUF blocks, as llama.cpp's default cache does; fp32 checkpoints keep fp32 caches and so
+    transformers' numbers. VIBE_KV_FP16=1 gives fp16 caches to those too, =0 to none. Prefill,
+    on the torch path, reads fp16 caches back as fp32."""
+    flag = os.environ.get(KV_ENV_VAR, "auto").strip().lower()
+    if flag in ("0", "false", "off"):
         return None
     fused = fused_layers(model)
-    return torch.float16 if fused is not None and fused._lib.vibe_kv_half() else None
+    if fused is None or not fused._lib.vibe_kv_half():
+        return None
+    return torch.float16 if fused.quantized or flag in ("1", "true", "on") else None
 
 
 def fused_layers(model: Any) -> FusedLayers | None:

@@ -28,7 +28,7 @@ RTOL = 1e-4
 
 @pytest.fixture(params=["fp16", "fp32"], autouse=True)
 def kv(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs over fp16 caches (the CPU default) and over fp32 ones."""
+    """Every test here runs over fp16 caches (GGUF models' default) and over fp32 ones."""
     monkeypatch.setenv("VIBE_KV_FP16", "1" if request.param == "fp16" else "0")
     return request.param
 
