@@ -116,3 +116,30 @@ def test_models_the_step_cannot_run_take_the_torch_path(tiny_dir, monkeypatch):
     assert cpu_decode.fused_layers(load_model(path, "cpu", "bfloat16", 64)) is None
     monkeypatch.setenv("VIBE_CPU_KERNELS", "0")
     assert cpu_decode.fused_layers(load_model(path, "cpu", "float32", 64)) is None
+
+
+@pytest.mark.parametrize("kind", ["mistral", "llama"])
+def test_long_contexts_match_the_torch_path(kind, tiny_dir, prompt_ids, monkeypatch):
+    # 700 cached positions: the eight-key blocks of the scores and the values' register
+    # accumulation run for many blocks, then a tail.
+    model = load_model(resolve(tiny_dir(kind)[1]), "cpu", "float32", 1024)
+    prompt = prompt_ids(700, seed=8)
+    tokens = [[5], prompt_ids(4, seed=4), [7]]
+    fused, _ = _steps(model, prompt, tokens)
+    _torch_path(monkeypatch, model)
+    ref, _ = _steps(model, prompt, tokens)
+    for a, b in zip(fused, ref, strict=True):
+        assert _rel(a, b) < RTOL
+        assert torch.equal(a.argmax(-1), b.argmax(-1))
+
+
+def test_a_batch_of_long_and_short_sequences_equals_each_alone(tiny_dir, prompt_ids):
+    model = load_model(resolve(tiny_dir("mistral")[1]), "cpu", "float32", 1024)
+    prompts = [prompt_ids(n, seed=n) for n in (600, 9, 257)]
+    batch = BatchDecoder(model, 3)
+    slots = [batch.acquire(p) for p in prompts]
+    firsts = [int(batch.prefill(s, p)[0].argmax()) for s, p in zip(slots, prompts, strict=True)]
+    logits = batch.step(slots, firsts)
+    for row, p, first in zip(logits, prompts, firsts, strict=True):
+        alone, _ = _steps(model, p, [[first]])
+        assert torch.equal(row, alone[0][-1])  # the same operations, whatever else runs
