@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from tools._denymatch import deny_reason
 from tools._gitconfig import repo_dangers
+from tools._gitopts import git_globals
 from tools._pathcheck import (
     PathError,
     candidates,
@@ -256,12 +257,7 @@ def _git_config(words: tuple[str, ...], ctx: _Context) -> str | None:
     """Why a read-only git command is not read-only here: its repository's config runs
     programs (core.fsmonitor, diff.external, textconv, filters, …)."""
     folder, git_dir = ctx.homes[-1], None
-    args = list(words[1:])
-    while args and args[0].startswith("-"):
-        flag = args.pop(0)
-        option, eq, value = flag.partition("=")
-        if option in ("-C", "--git-dir", "--work-tree") and not eq and args:
-            value = args.pop(0)
+    for option, value in git_globals(words[1:]).options:  # git applies them in order
         try:
             if option == "-C":
                 folder = locate(value, folder, ctx.roots).path
