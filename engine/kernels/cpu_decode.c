@@ -100,14 +100,18 @@ static inline float silu(float g) { return g / (1.0f + vibe_expf(-g)); }
 
 /* glu [M, F] = silu(gate) * up with w13 = gate|up [2F, K]: the thread computes the same share
  * of the gate rows and of the up rows (into ffn [M, 2F]) and gates its own columns, so SwiGLU
- * is split between the threads without a barrier of its own. F is a multiple of 8, the
- * widest row alignment (FusedLayers.build checks). */
+ * is split between the threads without a barrier of its own. F is a multiple of the parts'
+ * row alignment (FusedLayers.build checks). */
 static void swiglu(const vibe_layer *lay, const float *x, void *act, int64_t M, int64_t K,
                    int64_t F, float *ffn, float *glu) {
     const vibe_part *parts = lay->m[W13];
     quantize_input(parts, x, act, M, K);
-    int64_t a, b;
-    vibe_split_aligned(F, 8, &a, &b);
+    int64_t align = 1, a, b;
+    for (int p = 0; p < PARTS && parts[p].rows > 0; p++) {
+        const int64_t part_align = vibe_qalign((int)parts[p].type);
+        align = part_align > align ? part_align : align;
+    }
+    vibe_split_aligned(F, align, &a, &b);
     stacked_rows(parts, x, act, M, K, ffn, 2 * F, a, b);
     stacked_rows(parts, x, act, M, K, ffn, 2 * F, F + a, F + b);
     for (int64_t m = 0; m < M; m++) {
@@ -246,8 +250,8 @@ int vibe_kv_half(void) {
 
 /* Run every layer for M rows: x [M, dim] (in: embeddings, out: last layer's output), row m at
  * position pos[m] of the cache whose keys/values start at kbase[m]/vbase[m] ([n_layers,
- * n_kv_heads, max_len, head_dim], fp32, or fp16 when kv_half and vibe_kv_half()), attending to positions [lo[m], pos[m]], queries
- * scaled by qscale[m]. When capture[l] >= 0, layer l's output goes to captured[capture[l]]
+ * n_kv_heads, max_len, head_dim]; fp32, or fp16 when kv_half and vibe_kv_half()), attending
+ * to positions [lo[m], pos[m]], queries scaled by qscale[m]. When capture[l] >= 0, layer l's output goes to captured[capture[l]]
  * [M, dim] (EAGLE features). Returns 0, or -1 when out of memory or given fp16 caches without
  * F16C (x is then unchanged).
  *

@@ -127,7 +127,6 @@ class FusedLayers:
             or model.tp.size != 1
             or lc.n_heads % lc.n_kv_heads
             or cfg.head_dim % 2
-            or model.local.hidden_dim % cpu_quant.TILE  # swiglu's split on tile boundaries
             or not model.cos.is_contiguous()
         ):
             return None
@@ -140,6 +139,8 @@ class FusedLayers:
         layers = []
         for lay in model.layers:
             mats = [_matrix(getattr(lay, n), *shapes[n]) for n in ("wqkv", "wo", "w13", "w2")]
+            if mats[2] and F % cpu_quant.TILE and any(p.type & cpu_quant.PACKED for p in mats[2]):
+                return None  # swiglu splits gate and up alike, on whole tiles
             norms = (lay.attn_norm, lay.ffn_norm)
             if any(m is None for m in mats) or any(
                 n.dtype != torch.float32 or not n.is_contiguous() for n in norms
