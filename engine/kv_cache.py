@@ -35,8 +35,9 @@ class KVCache:
     across chat turns and speculative-decoding rollback.
 
     The buffers hold `storage` (default `dtype`); `write` rounds to it and `view` returns
-    `dtype`. An fp32 model on CPU keeps fp16 keys/values (`Transformer.new_cache`), as llama.cpp
-    does: attention reads half the bytes, which decides the speed of long contexts.
+    `dtype`. A GGUF model on CPU keeps fp16 keys/values (`Transformer.new_cache`,
+    `cpu_decode.cache_storage`), as llama.cpp does: attention reads half the bytes, which
+    decides the speed of long contexts.
     """
 
     def __init__(

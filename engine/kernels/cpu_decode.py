@@ -116,6 +116,7 @@ class FusedLayers:
         self.cfg = cfg
         # GGUF blocks kept as stored (some part not fp32 rows)
         self.quantized = any(part.type != 0 for lay in layers for m in lay.m for part in m)
+        self.kv_half = bool(lib.vibe_kv_half())  # the kernel reads/writes fp16 caches (F16C)
 
     @staticmethod
     def build(model: Any) -> FusedLayers | None:
@@ -171,7 +172,7 @@ class FusedLayers:
         if any(not 0 <= i < n_layers for i in wanted):
             return None
         storage = caches[0].k.dtype  # fp32, or fp16 where the kernel converts (F16C)
-        if storage != torch.float32 and (storage != torch.float16 or not self._lib.vibe_kv_half()):
+        if storage != torch.float32 and (storage != torch.float16 or not self.kv_half):
             return None
         for c in caches:
             if c.k.dtype != storage or c.v.dtype != storage:
@@ -214,7 +215,7 @@ def cache_storage(model: Any) -> torch.dtype | None:
     if flag in ("0", "false", "off"):
         return None
     fused = fused_layers(model)
-    if fused is None or not fused._lib.vibe_kv_half():
+    if fused is None or not fused.kv_half:
         return None
     return torch.float16 if fused.quantized or flag in ("1", "true", "on") else None
 

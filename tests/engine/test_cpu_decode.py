@@ -96,19 +96,26 @@ def test_quantized_gguf_steps_match_the_torch_path(qtype, tmp_path, monkeypatch)
         assert _rel(a, b) < RTOL
 
 
+def _batch_and_alone(model, prompts: list[list[int]]):
+    """Prefill each prompt in a BatchDecoder slot, step them all at once with each one's
+    greedy first token; (the batch's logits row, the same sequence's logits alone) pairs."""
+    batch = BatchDecoder(model, len(prompts))
+    slots = [batch.acquire(p) for p in prompts]
+    firsts = [int(batch.prefill(s, p)[0].argmax()) for s, p in zip(slots, prompts, strict=True)]
+    logits = batch.step(slots, firsts)
+    return [
+        (row, _steps(model, p, [[first]])[0][0][-1])
+        for row, p, first in zip(logits, prompts, firsts, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("path", ["fused", "torch"])
 def test_a_batch_step_equals_each_sequence_alone(path, tiny_dir, prompt_ids, monkeypatch):
     model = load_model(resolve(tiny_dir("mistral")[1]), "cpu", "float32", 64)
     if path == "torch":
         _torch_path(monkeypatch, model)
-    prompts = [prompt_ids(n, seed=n) for n in (5, 12, 8)]
-    batch = BatchDecoder(model, 3)
-    slots = [batch.acquire(p) for p in prompts]
-    firsts = [int(batch.prefill(s, p)[0].argmax()) for s, p in zip(slots, prompts, strict=True)]
-    logits = batch.step(slots, firsts)
-    for row, p, first in zip(logits, prompts, firsts, strict=True):
-        alone, _ = _steps(model, p, [[first]])
-        assert _rel(row, alone[0][-1]) < RTOL
+    for row, alone in _batch_and_alone(model, [prompt_ids(n, seed=n) for n in (5, 12, 8)]):
+        assert _rel(row, alone) < RTOL
 
 
 def test_models_the_step_cannot_run_take_the_torch_path(tiny_dir, monkeypatch):
@@ -135,11 +142,5 @@ def test_long_contexts_match_the_torch_path(kind, tiny_dir, prompt_ids, monkeypa
 
 def test_a_batch_of_long_and_short_sequences_equals_each_alone(tiny_dir, prompt_ids):
     model = load_model(resolve(tiny_dir("mistral")[1]), "cpu", "float32", 1024)
-    prompts = [prompt_ids(n, seed=n) for n in (600, 9, 257)]
-    batch = BatchDecoder(model, 3)
-    slots = [batch.acquire(p) for p in prompts]
-    firsts = [int(batch.prefill(s, p)[0].argmax()) for s, p in zip(slots, prompts, strict=True)]
-    logits = batch.step(slots, firsts)
-    for row, p, first in zip(logits, prompts, firsts, strict=True):
-        alone, _ = _steps(model, p, [[first]])
-        assert torch.equal(row, alone[0][-1])  # the same operations, whatever else runs
+    for row, alone in _batch_and_alone(model, [prompt_ids(n, seed=n) for n in (600, 9, 257)]):
+        assert torch.equal(row, alone)  # the same operations, whatever else runs

@@ -244,29 +244,28 @@ class Scheduler:
 
     def _serial_stream(self, seq: Sequence) -> Iterator[int]:
         from engine.events import Timings
-        from engine.sampling import SamplingParams
 
         req = seq.request
-        params = SamplingParams(temperature=req.temperature, top_p=req.top_p)
         timings = Timings(prompt_tokens=len(req.prompt))
         stream = self.engine.decoder.generate(
-            req.prompt, params, req.max_tokens, seq.generator, frozenset(), timings,
+            req.prompt, self._params(seq), req.max_tokens, seq.generator, frozenset(), timings,
             self.engine.speculator,
         )  # fmt: skip
         for tok in stream:
             seq.reused = timings.reused_tokens
             yield tok
 
-    def _sample(self, seq: Sequence, logits: Any) -> int:
-        from engine.sampling import SamplingParams, sample
-
-        req = seq.request
-        params = SamplingParams(temperature=req.temperature, top_p=req.top_p)
-        return int(sample(logits, params, seq.generator))
-
     @staticmethod
-    def _greedy(seq: Sequence) -> bool:
-        return seq.request.temperature == 0  # engine.sampling.SamplingParams.greedy
+    def _params(seq: Sequence) -> Any:
+        """The request's `engine.sampling.SamplingParams`."""
+        from engine.sampling import SamplingParams
+
+        return SamplingParams(temperature=seq.request.temperature, top_p=seq.request.top_p)
+
+    def _sample(self, seq: Sequence, logits: Any) -> int:
+        from engine.sampling import sample
+
+        return int(sample(logits, self._params(seq), seq.generator))
 
     def _step(self) -> None:
         t0 = time.perf_counter()
@@ -285,7 +284,9 @@ class Scheduler:
                 logits = self.decoder.step([s.slot for s in batch], [s.last for s in batch])
                 greedy = logits.argmax(-1).tolist()  # one call for every greedy row
                 for i, (seq, row) in enumerate(zip(batch, logits, strict=True)):
-                    self._emit(seq, greedy[i] if self._greedy(seq) else self._sample(seq, row))
+                    self._emit(
+                        seq, greedy[i] if self._params(seq).greedy else self._sample(seq, row)
+                    )
         except Exception as exc:  # the whole step failed: fail its sequences, keep serving
             for seq in batch:
                 if seq in self.running:
